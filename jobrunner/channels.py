@@ -1,0 +1,161 @@
+"""OCA channel configuration, per runner, and the claim buckets it yields.
+
+Syntax (OCA's): ``channel(.sub)*(:capacity(:key(=value)?)*)?`` separated by
+commas or newlines; ``sub:2`` is ``root.sub:2``; capacity defaults to 1;
+capacity 0 on a subchannel means unlimited; root is ``root:1`` unless
+configured. A job uses capacity in its channel and every ancestor; a channel
+that is not configured falls under its closest configured ancestor.
+
+Capacity here bounds what *this runner* runs at once (node capacity).
+Options that must hold across runners (sequential, throttle, global) are
+parsed and kept for the database-side limits.
+"""
+
+from dataclasses import dataclass, field
+
+from .claim import Bucket, normalize_channel
+from .errors import ConfigError
+
+SYNTAX = "expected channel(.sub)*[:capacity[:key[=value]]...] separated by commas or newlines"
+
+
+@dataclass
+class Channel:
+    name: str  # full name: root.sub
+    capacity: int | None  # None: unlimited
+    parent: int | None  # index in ChannelTree.channels
+    options: dict = field(default_factory=dict)
+
+    @property
+    def sequential(self):
+        return bool(self.options.get("sequential"))
+
+    @property
+    def throttle(self):
+        return int(self.options.get("throttle") or 0)
+
+
+def _parse_entries(text):
+    entries = []
+    for raw in text.replace("\n", ",").split(","):
+        raw = raw.strip()
+        if not raw or raw.startswith("#"):
+            continue
+        items = [i.strip() for i in raw.split(":")]
+        name = items[0]
+        if not name:
+            raise ConfigError(f"invalid channels value {text!r}: missing channel name in {raw!r}; {SYNTAX}")
+        if any(not part for part in name.split(".")):
+            raise ConfigError(f"invalid channels value {text!r}: bad channel name {name!r}; {SYNTAX}")
+        capacity = 1
+        if len(items) > 1:
+            try:
+                capacity = int(items[1])
+            except ValueError:
+                raise ConfigError(
+                    f"invalid channels value {text!r}: capacity {items[1]!r} of {name!r} "
+                    f"is not an integer; {SYNTAX}") from None
+            if capacity < 0:
+                raise ConfigError(f"invalid channels value {text!r}: capacity of {name!r} is negative")
+        options = {}
+        for item in items[2:]:
+            key, sep, value = (p.strip() for p in item.partition("="))
+            if not key:
+                raise ConfigError(f"invalid channels value {text!r}: empty option in {raw!r}; {SYNTAX}")
+            options[key] = value if sep else True
+        if "throttle" in options:
+            try:
+                options["throttle"] = int(options["throttle"])
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"invalid channels value {text!r}: throttle {options['throttle']!r} of {name!r} "
+                    "must be a number of seconds") from None
+        if options.get("sequential") and capacity != 1:
+            raise ConfigError(
+                f"invalid channels value {text!r}: sequential channel {name!r} must have capacity 1")
+        entries.append((normalize_channel(name), capacity, options))
+    return entries
+
+
+class ChannelTree:
+    """The configured channels of one runner; index 0 is root."""
+
+    def __init__(self, text="root:1"):
+        self.text = text
+        self.channels = [Channel("root", 1, None)]
+        self._index = {"root": 0}
+        for name, capacity, options in _parse_entries(text):
+            idx = self._ensure(name)
+            ch = self.channels[idx]
+            # OCA: 0 means unlimited, except root:0 which disables the runner
+            ch.capacity = capacity if (capacity or idx == 0) else None
+            ch.options = options
+        self._chains = [self._chain(i) for i in range(len(self.channels))]
+
+    def _ensure(self, name):
+        if name in self._index:
+            return self._index[name]
+        parent_name = name.rsplit(".", 1)[0]
+        parent = self._ensure(parent_name)
+        # intermediate channels that are not configured are unlimited (OCA)
+        self.channels.append(Channel(name, None, parent))
+        self._index[name] = len(self.channels) - 1
+        return self._index[name]
+
+    def _chain(self, idx):
+        chain = []
+        while idx is not None:
+            chain.append(idx)
+            idx = self.channels[idx].parent
+        return chain
+
+    @property
+    def root_capacity(self):
+        return self.channels[0].capacity
+
+    @property
+    def total_capacity(self):
+        """The most jobs this runner runs at once (root bounds everything)."""
+        return self.channels[0].capacity
+
+    def bucket_of(self, channel_name):
+        """Index of the closest configured ancestor of a job's channel."""
+        name = normalize_channel(channel_name)
+        while name not in self._index:
+            name = name.rsplit(".", 1)[0]
+        return self._index[name]
+
+    def chain(self, idx):
+        return self._chains[idx]
+
+    def buckets(self, running):
+        """Claim buckets given running[i] = jobs in flight in channel i's subtree.
+
+        Returns (buckets, total free capacity of root).
+        """
+        frees = []
+        for ch, busy in zip(self.channels, running):
+            frees.append(None if ch.capacity is None else max(0, ch.capacity - busy))
+        buckets = []
+        for i, ch in enumerate(self.channels):
+            limited = [j for j in self._chains[i] if frees[j] is not None]
+            lim = min(frees[j] for j in limited)  # root is always limited
+            buckets.append(Bucket(ch.name, lim, frees[i], tuple(limited)))
+        return buckets, frees[0]
+
+    def count_running(self, bucket_indexes):
+        """running[] for buckets(), from the bucket index of each job in flight."""
+        running = [0] * len(self.channels)
+        for b in bucket_indexes:
+            for j in self._chains[b]:
+                running[j] += 1
+        return running
+
+
+def parse_channels(text):
+    if text is None or not str(text).strip():
+        raise ConfigError("invalid channels value '': give at least root:N (e.g. root:4)")
+    tree = ChannelTree(str(text))
+    if tree.root_capacity is None or tree.root_capacity < 0:
+        raise ConfigError(f"invalid channels value {text!r}: root needs a capacity (e.g. root:4)")
+    return tree

@@ -1,0 +1,93 @@
+"""The claim engine: one SKIP LOCKED statement on an autocommit connection.
+
+Buckets describe the channels a claim may take from and how much: see the
+`claim` query in sql/queries.sql. Channel trees build them (channels.py);
+`claim_channels` builds the simple case of a flat set of channels.
+"""
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from . import queries
+
+
+@dataclass(frozen=True)
+class Bucket:
+    name: str  # full channel name, e.g. "root.sub"
+    lim: int  # how many this claim may take under this channel
+    free: int | None = None  # own free capacity; None = unlimited
+    anc: tuple = ()  # indexes (0-based) of limited buckets on its chain
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    uuid: str
+    channel: str
+    priority: int | None
+    date_created: datetime | None
+    token: str
+
+
+def claim(cr, runner_id, buckets, limit):
+    """Claim up to `limit` due pending jobs; return (jobs in OCA order, next_eta).
+
+    `cr` must be on an autocommit (READ COMMITTED) connection: the statement
+    is its own transaction, so row locks last only as long as it runs.
+    next_eta is the earliest future eta of a pending job (naive UTC) or None.
+    """
+    if limit <= 0 or not buckets:
+        return [], None
+    cr.execute(
+        queries.get("claim"),
+        {
+            "names": [b.name for b in buckets],
+            "lims": [max(0, b.lim) for b in buckets],
+            "frees": [b.free for b in buckets],
+            "ancs": [",".join(str(i + 1) for i in b.anc) for b in buckets],
+            "limit": limit,
+            "runner": runner_id,
+            "token": secrets.token_hex(8),
+        },
+    )
+    jobs, next_eta = [], None
+    for id_, uuid, channel, priority, date_created, token, eta in cr.fetchall():
+        if id_ is None:
+            next_eta = eta
+        else:
+            jobs.append(ClaimedJob(id_, uuid, channel, priority, date_created, token))
+    jobs.sort(key=_oca_key)
+    return jobs, next_eta
+
+
+def _oca_key(job):
+    # PostgreSQL sorts NULL last in ascending order; do the same.
+    return (
+        job.priority is None,
+        job.priority or 0,
+        job.date_created is None,
+        job.date_created or datetime.min,
+        job.id,
+    )
+
+
+def normalize_channel(name):
+    """OCA's channel naming: "sub" is "root.sub"; empty or None is root."""
+    if not name or name == "root":
+        return "root"
+    return name if name.startswith("root.") else "root." + name
+
+
+def claim_channels(cr, runner_id, limit, channels=("root",)):
+    """Claim up to `limit` jobs from a flat set of channels (and their subchannels)."""
+    buckets = [Bucket(normalize_channel(c), limit) for c in channels]
+    return claim(cr, runner_id, buckets, limit)
+
+
+def release(cr, runner_id, ids):
+    """Hand unstarted claims of this runner back to pending; return the ids released."""
+    if not ids:
+        return []
+    cr.execute(queries.get("release"), {"ids": list(ids), "runner": runner_id})
+    return [r[0] for r in cr.fetchall()]

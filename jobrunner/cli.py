@@ -1,0 +1,112 @@
+"""queue-job-runner: run (default), migrate, status, demo.
+
+Exit codes: 0 clean stop, 2 configuration error, 1 anything else.
+"""
+
+import argparse
+import logging
+import sys
+
+from . import __version__, config as config_mod, db, schema
+from .errors import ConfigError
+
+_logger = logging.getLogger("jobrunner")
+
+
+def _add_common(p):
+    p.add_argument("-c", "--config", help="odoo.conf to read [queue_job] and [options] from")
+    p.add_argument("-d", "--database", action="append",
+                   help="database to serve (repeatable); default: odoo.conf db_name, "
+                        "else every database with queue_job installed")
+    p.add_argument("--db-host", dest="db_host")
+    p.add_argument("--db-port", dest="db_port")
+    p.add_argument("--db-user", dest="db_user")
+    p.add_argument("--db-password", dest="db_password")
+    p.add_argument("--log-level", default="INFO")
+
+
+def _add_run(p):
+    p.add_argument("--channels", help="OCA channels, e.g. root:4,root.sub:2 (node capacity)")
+    p.add_argument("--scheme")
+    p.add_argument("--host", help="Odoo host for /queue_job/runjob")
+    p.add_argument("--port", help="Odoo port for /queue_job/runjob")
+    p.add_argument("--http-auth-user", dest="http_auth_user")
+    p.add_argument("--http-auth-password", dest="http_auth_password")
+    p.add_argument("--wakeup", help="notify (LISTEN for hints, default) or poll (never LISTEN)")
+    p.add_argument("--poll-min", dest="poll_min", help="idle backoff floor, seconds (0.05)")
+    p.add_argument("--poll-max", dest="poll_max", help="idle backoff cap, seconds (5)")
+    p.add_argument("--grace", help="seconds to wait for jobs in flight at stop (30)")
+    p.add_argument("--recovery-interval", dest="recovery_interval",
+                   help="seconds between dead-runner/dead-job checks (5)")
+    p.add_argument("--http-timeout", dest="http_timeout",
+                   help="seconds before a runjob request is abandoned (default: none)")
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="queue-job-runner", description=__doc__)
+    p.add_argument("--version", action="version", version=__version__)
+    sub = p.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="claim and dispatch jobs (default)")
+    _add_common(run)
+    _add_run(run)
+    mig = sub.add_parser("migrate", help="apply our schema additions (idempotent)")
+    _add_common(mig)
+    st = sub.add_parser("status", help="jobs, channels and runners per database")
+    _add_common(st)
+    st.add_argument("--json", action="store_true")
+    demo = sub.add_parser("demo", help="throwaway PostgreSQL + executor + 3 runners")
+    demo.add_argument("--jobs", type=int, default=20000)
+    demo.add_argument("--runners", type=int, default=3)
+    demo.add_argument("--channels", default="root:16")
+    demo.add_argument("--log-level", default="WARNING")
+    return p
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = ("run", "migrate", "status", "demo")
+    if not argv or (argv[0] not in commands and argv[0] not in ("-h", "--help", "--version")):
+        argv.insert(0, "run")
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "migrate":
+            return cmd_migrate(args)
+        if args.command == "demo":
+            from . import demo
+            return demo.main(args)
+        if args.command == "status":
+            from . import status
+            return status.main(args)
+        from . import runner
+        return runner.main(args)
+    except ConfigError as exc:
+        print(f"queue-job-runner: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_migrate(args):
+    cfg = config_mod.build(args)
+    if not cfg.databases:
+        raise ConfigError("migrate needs --database NAME (or db_name in the -c config)")
+    for dbname in cfg.databases:
+        try:
+            conn = db.connect(cfg.db, dbname)
+        except db.OperationalError as exc:
+            raise ConfigError(
+                f"cannot connect to database {db.describe(cfg.db, dbname)}: "
+                f"{str(exc).strip().splitlines()[0]}; check --db-host/--db-port/--db-user or PG* variables"
+            ) from exc
+        try:
+            db.check_server_version(conn)
+            with conn.cursor() as cr:
+                schema.migrate(cr, dbname)
+            print(f"{dbname}: queue_job_skiplocked schema is up to date")
+        finally:
+            conn.close()
+    return 0

@@ -1,0 +1,139 @@
+"""Runner configuration, with OCA queue_job's names and precedence.
+
+Precedence, highest first: CLI flags, ODOO_QUEUE_JOB_* environment variables,
+the odoo.conf given with -c ([queue_job] keys, then [options] db_*/http_*),
+then libpq's own PG* defaults (left to libpq: we pass nothing).
+"""
+
+import configparser
+import os
+from dataclasses import dataclass, field
+
+from .channels import parse_channels
+from .errors import ConfigError
+
+WAKEUP_MODES = ("notify", "poll")
+
+
+@dataclass
+class Config:
+    channels: str = "root:1"
+    scheme: str = "http"
+    host: str = "localhost"
+    port: int = 8069
+    http_auth_user: str | None = None
+    http_auth_password: str | None = None
+    db: dict = field(default_factory=dict)  # host/port/user/password for libpq
+    databases: list = field(default_factory=list)  # empty = discover
+    wakeup: str = "notify"
+    poll_min: float = 0.05
+    poll_max: float = 5.0
+    grace: float = 30.0
+    recovery_interval: float = 5.0
+    http_timeout: float | None = None  # None: wait for the job to finish
+    channel_tree: object = None
+
+    def __repr__(self):  # never print secrets
+        return f"Config(channels={self.channels!r}, wakeup={self.wakeup!r}, databases={self.databases!r})"
+
+
+# (attribute, env suffix, [queue_job] key)
+_QUEUE_JOB_KEYS = [
+    ("channels", "CHANNELS", "channels"),
+    ("scheme", "SCHEME", "scheme"),
+    ("host", "HOST", "host"),
+    ("port", "PORT", "port"),
+    ("http_auth_user", "HTTP_AUTH_USER", "http_auth_user"),
+    ("http_auth_password", "HTTP_AUTH_PASSWORD", "http_auth_password"),
+    ("wakeup", "WAKEUP", "wakeup"),
+    ("poll_min", "POLL_MIN", "poll_min"),
+    ("poll_max", "POLL_MAX", "poll_max"),
+    ("grace", "GRACE", "grace"),
+    ("recovery_interval", "RECOVERY_INTERVAL", "recovery_interval"),
+    ("http_timeout", "HTTP_TIMEOUT", "http_timeout"),
+]
+_DB_KEYS = ["host", "port", "user", "password"]
+
+
+def read_odoo_conf(path):
+    """Return ({queue_job key: value}, {options key: value}) of an odoo.conf."""
+    parser = configparser.RawConfigParser()
+    try:
+        with open(path) as f:
+            parser.read_file(f)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path!r}: {exc.strerror}; fix the -c path") from exc
+    except configparser.Error as exc:
+        raise ConfigError(f"config file {path!r} is not valid ini: {exc.message.splitlines()[0]}") from exc
+
+    def section(name):
+        if not parser.has_section(name):
+            return {}
+        # Odoo writes unset options as "False"
+        return {k: v for k, v in parser.items(name) if v not in ("", "False", "None")}
+
+    return section("queue_job"), section("options")
+
+
+def _number(attr, value, kind=float, minimum=None):
+    try:
+        number = kind(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid {attr} value {value!r}: expected a {kind.__name__}") from exc
+    if minimum is not None and number < minimum:
+        raise ConfigError(f"invalid {attr} value {value!r}: must be >= {minimum}")
+    return number
+
+
+def build(args=None, environ=None):
+    """Config from an argparse namespace (unset flags are None), env and odoo.conf."""
+    environ = os.environ if environ is None else environ
+    args_d = vars(args) if args is not None else {}
+    qj_conf, options = ({}, {})
+    if args_d.get("config") or environ.get("ODOO_RC"):
+        qj_conf, options = read_odoo_conf(args_d.get("config") or environ["ODOO_RC"])
+
+    cfg = Config()
+    # OCA defaults for host/port come from Odoo's own http options
+    if options.get("http_interface"):
+        cfg.host = options["http_interface"]
+    if options.get("http_port"):
+        cfg.port = options["http_port"]
+    for attr, env_suffix, conf_key in _QUEUE_JOB_KEYS:
+        for value in (args_d.get(attr), environ.get("ODOO_QUEUE_JOB_" + env_suffix),
+                      qj_conf.get(conf_key)):
+            if value not in (None, ""):
+                setattr(cfg, attr, value)
+                break
+
+    for key in _DB_KEYS:
+        for value in (args_d.get("db_" + key),
+                      environ.get("ODOO_QUEUE_JOB_JOBRUNNER_DB_" + key.upper()),
+                      qj_conf.get("jobrunner_db_" + key), options.get("db_" + key)):
+            if value not in (None, ""):
+                cfg.db[key] = value
+                break
+
+    if args_d.get("database"):
+        cfg.databases = list(args_d["database"])
+    elif options.get("db_name"):
+        cfg.databases = [d.strip() for d in options["db_name"].split(",") if d.strip()]
+    return validate(cfg)
+
+
+def validate(cfg):
+    if cfg.wakeup not in WAKEUP_MODES:
+        raise ConfigError(f"invalid wakeup value {cfg.wakeup!r}: use one of {', '.join(WAKEUP_MODES)}")
+    if cfg.scheme not in ("http", "https"):
+        raise ConfigError(f"invalid scheme value {cfg.scheme!r}: use http or https")
+    cfg.port = _number("port", cfg.port, int, 1)
+    if "port" in cfg.db:
+        cfg.db["port"] = _number("db port", cfg.db["port"], int, 1)
+    cfg.poll_min = _number("poll_min", cfg.poll_min, float, 0.001)
+    cfg.poll_max = _number("poll_max", cfg.poll_max, float, cfg.poll_min)
+    cfg.grace = _number("grace", cfg.grace, float, 0)
+    cfg.recovery_interval = _number("recovery_interval", cfg.recovery_interval, float, 0.1)
+    if cfg.http_timeout is not None:
+        cfg.http_timeout = _number("http_timeout", cfg.http_timeout, float, 0.1)
+    cfg.channel_tree = parse_channels(cfg.channels)
+    return cfg

@@ -1,0 +1,42 @@
+"""Checks and applies our schema additions (the same file the addon applies)."""
+
+from . import queries
+from .errors import DatabaseNotReady
+
+
+def queue_job_installed(cr):
+    cr.execute(queries.get("odoo_tables_exist"))
+    if not cr.fetchone()[0]:
+        return False
+    cr.execute(queries.get("queue_job_module_installed"))
+    return cr.fetchone()[0]
+
+
+def schema_ready(cr):
+    cr.execute(queries.get("schema_ready"))
+    return cr.fetchone()[0]
+
+
+def migrate(cr, dbname):
+    """Apply schema.sql idempotently; refuse a database without queue_job."""
+    if not queue_job_installed(cr):
+        raise DatabaseNotReady(
+            f"database {dbname!r}: queue_job is not installed "
+            "(install the OCA queue_job addon in Odoo first, or pick another --database)"
+        )
+    cr.execute(queries.sql_file("schema.sql"))
+
+
+def check_ready(cr, dbname):
+    """Raise DatabaseNotReady with the fix unless the runner can serve dbname."""
+    if not queue_job_installed(cr):
+        raise DatabaseNotReady(
+            f"database {dbname!r}: queue_job is not installed "
+            "(install the OCA queue_job addon in Odoo first, or drop this --database)"
+        )
+    if not schema_ready(cr):
+        raise DatabaseNotReady(
+            f"database {dbname!r}: queue_job_skiplocked schema is missing "
+            f"(run: queue-job-runner migrate --database {dbname}, "
+            "or install/update the queue_job_skiplocked addon)"
+        )

@@ -1,0 +1,42 @@
+-- Serialize concurrent migrations (two nodes upgrading at once).
+SELECT pg_advisory_xact_lock(1363825484, 0);
+
+-- queue_job_skiplocked schema additions. Idempotent: applied as-is by
+-- `queue-job-runner migrate` and by the Odoo addon's install/update.
+-- Column types are the ones Odoo's ORM gives the fields the addon declares
+-- (Char -> varchar, Integer -> int4, Datetime -> timestamp), so Odoo never
+-- tries to convert them.
+
+-- Who holds a claim (a queue_job_runner id) and the fencing token that the
+-- runjob request must present. NULL whenever the job is not claimed by us.
+ALTER TABLE queue_job ADD COLUMN IF NOT EXISTS claimed_by int4;
+ALTER TABLE queue_job ADD COLUMN IF NOT EXISTS claim_token varchar;
+
+-- The claim walks this index: only pending rows are in it, so its cost does
+-- not grow with done/failed/cancelled history. COALESCE lets a NULL channel
+-- (treated as root, like OCA) be found by the same loose index scan.
+CREATE INDEX IF NOT EXISTS queue_job_skiplocked_pending_index
+    ON queue_job ((COALESCE(channel, '')), priority, date_created, id)
+    WHERE state = 'pending';
+
+-- Next future eta, so an idle runner sleeps until then and no longer.
+CREATE INDEX IF NOT EXISTS queue_job_skiplocked_eta_index
+    ON queue_job (eta)
+    WHERE state = 'pending' AND eta IS NOT NULL;
+
+-- Claims in flight, for recovery and graceful hand-back.
+CREATE INDEX IF NOT EXISTS queue_job_skiplocked_claimed_by_index
+    ON queue_job (claimed_by)
+    WHERE claimed_by IS NOT NULL;
+
+-- One row per live runner and database. A runner proves it is alive by
+-- holding the session advisory lock (classid 1363825484, objid = id) on its
+-- control connection; no heartbeat writes.
+CREATE TABLE IF NOT EXISTS queue_job_runner (
+    id         serial NOT NULL PRIMARY KEY,
+    host       varchar,
+    pid        int4,
+    started_at timestamp DEFAULT (now() AT TIME ZONE 'utc'),
+    version    varchar,
+    channels   varchar
+);

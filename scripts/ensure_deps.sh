@@ -1,0 +1,14 @@
+# Sourced by test.sh and demo.sh: PostgreSQL server binaries and Python packages.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "PostgreSQL server binaries missing: apt-get install -y postgresql" >&2
+        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-contrib >/dev/null
+    else
+        echo "PostgreSQL server binaries not found: install them with: apt-get install -y postgresql" >&2
+        exit 1
+    fi
+fi
+if ! python3 -c "import jobrunner, psycopg2, gevent, werkzeug, pytest_postgresql, pytest_timeout" >/dev/null 2>&1 \
+   || ! python3 -c "import jobrunner, os, sys; sys.exit(os.path.dirname(os.path.dirname(jobrunner.__file__)) != os.getcwd())" 2>/dev/null; then
+    python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v "Running pip as the 'root' user" || true
+fi

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The test command of README.rst: installs what the suite needs, then runs it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/ensure_deps.sh
+exec python3 -m pytest "$@"

@@ -1,0 +1,30 @@
+from setuptools import setup
+
+setup(
+    name="queue-job-skiplocked",
+    version="17.0.1.0.0",
+    description="FOR UPDATE SKIP LOCKED multi-node job runner for OCA queue_job",
+    long_description=open("README.rst").read(),
+    long_description_content_type="text/x-rst",
+    license="LGPL-3",
+    python_requires=">=3.10",
+    packages=[
+        "jobrunner",
+        "odoo.addons.queue_job_skiplocked",
+        "odoo.addons.queue_job_skiplocked.models",
+        "odoo.addons.queue_job_skiplocked.controllers",
+        "odoo.addons.queue_job_skiplocked.tests",
+    ],
+    package_dir={"odoo.addons.queue_job_skiplocked": "queue_job_skiplocked"},
+    package_data={
+        "jobrunner": ["sql/*.sql", "sql/stock/*.sql"],
+        "odoo.addons.queue_job_skiplocked": [
+            "readme/*", "security/*", "data/*", "views/*", "static/description/*",
+        ],
+    },
+    install_requires=["psycopg2-binary>=2.8", "werkzeug>=2.0", "gevent>=22.10"],
+    extras_require={
+        "test": ["pytest>=7", "pytest-postgresql>=6", "pytest-timeout"],
+    },
+    entry_points={"console_scripts": ["queue-job-runner=jobrunner.cli:main"]},
+)
