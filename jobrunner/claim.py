@@ -85,9 +85,12 @@ def claim_channels(cr, runner_id, limit, channels=("root",)):
     return claim(cr, runner_id, buckets, limit)
 
 
-def release(cr, runner_id, ids):
-    """Hand unstarted claims of this runner back to pending; return the ids released."""
-    if not ids:
+def release(cr, jobs):
+    """Hand these claims back to pending unless an executor started them.
+
+    Returns the ids released."""
+    if not jobs:
         return []
-    cr.execute(queries.get("release"), {"ids": list(ids), "runner": runner_id})
+    cr.execute(queries.get("release"),
+               {"ids": [j.id for j in jobs], "tokens": [j.token for j in jobs]})
     return [r[0] for r in cr.fetchall()]

@@ -117,8 +117,10 @@ def test_release_hands_back_only_unstarted_own_claims(qdb):
         jobs, _ = claim.claim_channels(cr, 7, 4)
         ids = [j.id for j in jobs]
         qdb.execute("UPDATE queue_job SET state='started' WHERE id = %s", (ids[0],))
-        assert claim.release(cr, 8, ids) == []  # not ours
-        assert sorted(claim.release(cr, 7, ids)) == sorted(ids[1:])
+        stale = [claim.ClaimedJob(j.id, j.uuid, j.channel, j.priority, j.date_created, "old-token")
+                 for j in jobs]
+        assert claim.release(cr, stale) == []  # another claim's token: not ours
+        assert sorted(claim.release(cr, jobs)) == sorted(ids[1:])
     rows = qdb.execute("SELECT state, claimed_by, claim_token, date_enqueued FROM queue_job "
                        "WHERE id = ANY(%s)", (ids[1:],))
     assert rows == [("pending", None, None, None)] * 3

@@ -112,8 +112,167 @@ SELECT NULL, NULL, NULL, NULL, NULL, NULL,
         WHERE state = 'pending' AND eta > (now() AT TIME ZONE 'utc'));
 
 -- name: release
--- Hand claimed jobs that no executor has started back to pending.
+-- Hand claims that no executor has started back to pending. Matched on the
+-- fencing token: a claim that was recovered and claimed again is not ours.
 UPDATE queue_job
 SET state = 'pending', date_enqueued = NULL, claimed_by = NULL, claim_token = NULL
-WHERE id = ANY(%(ids)s) AND state = 'enqueued' AND claimed_by = %(runner)s
+WHERE id = ANY(%(ids)s) AND state = 'enqueued' AND claim_token = ANY(%(tokens)s)
 RETURNING id;
+
+-- name: runner_next_id
+SELECT nextval(pg_get_serial_sequence('queue_job_runner', 'id'));
+
+-- name: runner_lock
+-- Held for the life of the control connection: this is the liveness proof.
+-- Taken before the row exists, so a visible row always has a live holder
+-- or a dead one, never a not-yet-started one.
+SELECT pg_advisory_lock(1363825484, %(id)s);
+
+-- name: runner_insert
+INSERT INTO queue_job_runner (id, host, pid, version, channels)
+VALUES (%(id)s, %(host)s, %(pid)s, %(version)s, %(channels)s);
+
+-- name: runner_delete
+DELETE FROM queue_job_runner WHERE id = %(id)s;
+
+-- name: recover
+-- Run by every runner, every recovery interval, as one statement:
+-- 1. runners whose advisory lock is free are dead: their unstarted claims go
+--    back to pending at once, whatever their age, and their row goes. The
+--    xact lock taken here also keeps two recoverers off the same runner.
+-- 2. started jobs whose queue_job_lock row nobody holds are dead executions
+--    (OCA's rule: retry+1, or failed with JobFoundDead past max_retries).
+--    The grace covers the moment between the executor's commit of `started`
+--    and its lock of the row.
+-- 3. enqueued jobs nobody owns (a stock runner's, e.g. across a switch of
+--    the flag) whose lock row is free or missing, after the same grace.
+-- Live claims are never requeued for being old (OCA #858).
+WITH dead_runners AS (
+    SELECT r.id FROM queue_job_runner r
+    WHERE r.id <> %(me)s AND pg_try_advisory_xact_lock(1363825484, r.id)
+),
+dead_claims AS (
+    UPDATE queue_job q
+    SET state = 'pending', date_enqueued = NULL, claimed_by = NULL, claim_token = NULL
+    FROM dead_runners d
+    WHERE q.state = 'enqueued' AND q.claimed_by = d.id
+    RETURNING q.id, q.uuid, 'runner'::text AS why
+),
+forgotten AS (
+    DELETE FROM queue_job_runner r USING dead_runners d WHERE r.id = d.id
+    RETURNING r.id
+),
+dead_jobs AS (
+    SELECT q.id FROM queue_job q
+    WHERE ((q.state = 'started'
+            AND q.date_started < (now() AT TIME ZONE 'utc') - make_interval(secs => %(grace)s))
+           OR (q.state = 'enqueued' AND q.claimed_by IS NULL
+               AND q.date_enqueued < (now() AT TIME ZONE 'utc') - make_interval(secs => %(grace)s)))
+      AND (q.id IN (SELECT l.queue_job_id FROM queue_job_lock l WHERE l.queue_job_id = q.id
+                    FOR NO KEY UPDATE SKIP LOCKED)
+           OR NOT EXISTS (SELECT 1 FROM queue_job_lock l WHERE l.queue_job_id = q.id))
+    FOR NO KEY UPDATE SKIP LOCKED
+),
+requeued AS (
+    UPDATE queue_job q
+    SET state = CASE WHEN q.max_retries IS NOT NULL AND q.max_retries != 0
+                          AND q.retry IS NOT NULL AND q.retry > q.max_retries
+                     THEN 'failed' ELSE 'pending' END,
+        retry = CASE WHEN q.state = 'started' THEN COALESCE(q.retry, 0) + 1 ELSE q.retry END,
+        exc_name = CASE WHEN q.max_retries IS NOT NULL AND q.max_retries != 0
+                             AND q.retry IS NOT NULL AND q.retry > q.max_retries
+                        THEN 'JobFoundDead' ELSE q.exc_name END,
+        exc_info = CASE WHEN q.max_retries IS NOT NULL AND q.max_retries != 0
+                             AND q.retry IS NOT NULL AND q.retry > q.max_retries
+                        THEN 'Job found dead after too many retries' ELSE q.exc_info END,
+        date_enqueued = NULL, date_started = NULL, claimed_by = NULL, claim_token = NULL
+    FROM dead_jobs d
+    WHERE q.id = d.id
+    RETURNING q.id, q.uuid, ('execution:' || q.state)::text AS why
+)
+SELECT id, uuid, why FROM dead_claims
+UNION ALL SELECT id, uuid, why FROM requeued
+UNION ALL SELECT id, NULL, 'forgotten runner' FROM forgotten;
+
+-- name: inflight_states
+-- Where are the jobs this runner believes it has in flight?
+SELECT id, state, claim_token FROM queue_job WHERE id = ANY(%(ids)s);
+
+-- name: executor_acquire
+-- The reference executor's acquisition (R18 controller semantics plus the
+-- fencing token): start the job only if it is still enqueued with this
+-- token; SKIP LOCKED, so a racing duplicate request returns at once.
+WITH j AS (
+    SELECT id FROM queue_job
+    WHERE uuid = %(uuid)s AND state = 'enqueued'
+      AND claim_token IS NOT DISTINCT FROM %(token)s
+    FOR NO KEY UPDATE SKIP LOCKED
+)
+UPDATE queue_job q
+SET state = 'started', date_started = now() AT TIME ZONE 'utc', worker_pid = %(pid)s
+FROM j WHERE q.id = j.id
+RETURNING q.id, q.method_name, q.args::text, q.retry, q.max_retries, q.channel, q.claimed_by;
+
+-- name: executor_add_lock_row
+INSERT INTO queue_job_lock (id, queue_job_id) VALUES (%(id)s, %(id)s)
+ON CONFLICT (id) DO NOTHING;
+
+-- name: executor_hold_lock
+-- Held by the executing transaction for the whole run: the liveness signal.
+SELECT id FROM queue_job_lock
+WHERE queue_job_id IN (SELECT id FROM queue_job WHERE id = %(id)s AND state = 'started')
+FOR NO KEY UPDATE SKIP LOCKED;
+
+-- name: executor_done
+UPDATE queue_job
+SET state = 'done', date_done = now() AT TIME ZONE 'utc', retry = %(retry)s,
+    exec_time = EXTRACT(EPOCH FROM (now() AT TIME ZONE 'utc') - date_started),
+    result = %(result)s, exc_name = NULL, exc_message = NULL, exc_info = NULL
+WHERE id = %(id)s;
+
+-- name: executor_postpone
+-- RetryableJobError: back to pending with an eta, retry count kept.
+UPDATE queue_job
+SET state = 'pending', retry = %(retry)s, result = %(result)s,
+    eta = (now() AT TIME ZONE 'utc') + make_interval(secs => %(seconds)s),
+    date_enqueued = NULL, date_started = NULL, claimed_by = NULL, claim_token = NULL
+WHERE id = %(id)s;
+
+-- name: executor_failed
+UPDATE queue_job
+SET state = 'failed', retry = %(retry)s, exc_name = %(exc_name)s,
+    exc_message = %(exc_message)s, exc_info = %(exc_info)s
+WHERE id = %(id)s;
+
+-- name: execution_log_create
+-- The reference executor's record of every execution (tests, demo): when it
+-- began and ended, for which claim. Overlaps and duplicates show here.
+SELECT pg_advisory_xact_lock(1363825485, 1);  -- executors start together
+CREATE TABLE IF NOT EXISTS jobrunner_execution (
+    id serial PRIMARY KEY,
+    job_id int4 NOT NULL,
+    token varchar,
+    runner_id int4,
+    channel varchar,
+    executor_pid int4,
+    started_at timestamp NOT NULL DEFAULT clock_timestamp(),
+    ended_at timestamp,
+    outcome varchar
+);
+CREATE INDEX IF NOT EXISTS jobrunner_execution_job_id_index ON jobrunner_execution (job_id);
+
+-- name: execution_log_start
+INSERT INTO jobrunner_execution (job_id, token, runner_id, channel, executor_pid)
+VALUES (%(id)s, %(token)s, %(runner)s, %(channel)s, %(pid)s)
+RETURNING id;
+
+-- name: execution_log_end
+UPDATE jobrunner_execution SET ended_at = clock_timestamp(), outcome = %(outcome)s
+WHERE id = %(log_id)s;
+
+-- name: executor_peek
+-- After an empty acquire: is the job still enqueued with this token? Then a
+-- row lock was only passing (another runner's claim scan had locked the row
+-- for the length of its statement) and trying again is right.
+SELECT state = 'enqueued' AND claim_token IS NOT DISTINCT FROM %(token)s
+FROM queue_job WHERE uuid = %(uuid)s;

@@ -1,5 +1,5 @@
 -- Serialize concurrent migrations (two nodes upgrading at once).
-SELECT pg_advisory_xact_lock(1363825484, 0);
+SELECT pg_advisory_xact_lock(1363825485, 0);  -- classid 1363825484 is the runners'
 
 -- queue_job_skiplocked schema additions. Idempotent: applied as-is by
 -- `queue-job-runner migrate` and by the Odoo addon's install/update.
@@ -24,10 +24,11 @@ CREATE INDEX IF NOT EXISTS queue_job_skiplocked_eta_index
     ON queue_job (eta)
     WHERE state = 'pending' AND eta IS NOT NULL;
 
--- Claims in flight, for recovery and graceful hand-back.
-CREATE INDEX IF NOT EXISTS queue_job_skiplocked_claimed_by_index
+-- Unstarted claims, for recovery and graceful hand-back. claimed_by stays
+-- on finished rows (who ran it), so only enqueued rows are indexed.
+CREATE INDEX IF NOT EXISTS queue_job_skiplocked_enqueued_index
     ON queue_job (claimed_by)
-    WHERE claimed_by IS NOT NULL;
+    WHERE state = 'enqueued';
 
 -- One row per live runner and database. A runner proves it is alive by
 -- holding the session advisory lock (classid 1363825484, objid = id) on its

@@ -1,0 +1,295 @@
+"""The reference /queue_job/runjob executor: what Odoo's controller does to
+the rows, without Odoo. Used by the tests, the demo and the benchmarks.
+
+Per request (R18 controller semantics, plus the fencing token):
+1. acquire: `enqueued` with this token -> `started` + queue_job_lock row,
+   committed (SKIP LOCKED: a racing duplicate returns at once);
+2. in a new transaction, hold the lock row FOR NO KEY UPDATE while the job
+   runs; then `done` and commit; a RetryableJobError postpones the job
+   (pending, eta, retry kept) and a failure marks it `failed`, both in a
+   transaction of their own after the job's rolled back, as Odoo does.
+
+Jobs are named callables picked by `method_name`; `args` is a JSON list.
+Run: python -m jobrunner.executor --port 8069 --db-host ... [--workers N]
+"""
+
+import argparse
+import json
+import logging
+import os
+import queue
+import threading
+import time
+import traceback
+
+from werkzeug.wrappers import Request, Response
+
+from . import db as dbmod, queries
+
+_logger = logging.getLogger("jobrunner.executor")
+
+
+class RetryableJobError(Exception):
+    def __init__(self, msg, seconds=600, ignore_retry=False):
+        super().__init__(msg)
+        self.seconds = seconds
+        self.ignore_retry = ignore_retry
+
+
+class FailedJobError(Exception):
+    pass
+
+
+def job_noop():
+    return "ok"
+
+
+def job_sleep(seconds=0.1):
+    time.sleep(float(seconds))
+    return f"slept {seconds}"
+
+
+def job_sleep_ms(ms=0):
+    time.sleep(float(ms) / 1000.0)
+    return f"slept {ms} ms"
+
+
+def job_fail(message="designed to fail"):
+    raise ValueError(message)
+
+
+def job_retryable(seconds=1):
+    raise RetryableJobError("try again later", seconds=float(seconds))
+
+
+JOBS = {
+    "noop": job_noop,
+    "sleep": job_sleep,
+    "sleep_ms": job_sleep_ms,
+    "fail": job_fail,
+    "retryable": job_retryable,
+}
+
+
+class ConnectionPool:
+    """A bounded pool of autocommit connections per database."""
+
+    def __init__(self, conninfo, size):
+        self.conninfo = conninfo
+        self.size = size
+        self._pools = {}
+        self._lock = threading.Lock()
+
+    def _pool(self, dbname):
+        with self._lock:
+            if dbname not in self._pools:
+                q = queue.LifoQueue()
+                for _ in range(self.size):
+                    q.put(None)
+                self._pools[dbname] = q
+            return self._pools[dbname]
+
+    def get(self, dbname):
+        conn = self._pool(dbname).get()
+        if conn is None or conn.closed:
+            try:
+                conn = dbmod.connect(self.conninfo, dbname, application_name="jobrunner-executor")
+            except Exception:
+                self._pool(dbname).put(None)
+                raise
+        return conn
+
+    def put(self, dbname, conn):
+        if conn is not None and (conn.closed or conn.status != 1):  # 1: STATUS_READY
+            conn.close()
+            conn = None
+        self._pool(dbname).put(conn)
+
+
+class Executor:
+    def __init__(self, conninfo, pool_size=64, workers=None, record=True, databases=None):
+        self.pool = ConnectionPool(conninfo, pool_size)
+        # Odoo's HTTP workers: a request waits for a free one before it starts
+        self.workers = threading.BoundedSemaphore(workers) if workers else None
+        self.record = record
+        self.databases = set(databases or ())
+        self.pid = os.getpid()
+        self._prepared = set()
+
+    # -- WSGI ---------------------------------------------------------------
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        if request.path != "/queue_job/runjob":
+            return Response("not found", status=404)(environ, start_response)
+        return self.runjob(request)(environ, start_response)
+
+    def runjob(self, request):
+        dbname = request.args.get("db")
+        uuid = request.args.get("job_uuid")
+        token = request.args.get("token")
+        if not dbname or not uuid:
+            _logger.warning("runjob: missing db or job_uuid parameter (%s)", request.query_string[:200])
+            return Response("missing db or job_uuid", status=400)
+        if self.databases and dbname not in self.databases:
+            _logger.warning("runjob: database %r is not served here", dbname)
+            return Response(f"database {dbname!r} not served", status=404)
+        if self.workers:
+            self.workers.acquire()
+        try:
+            return self._run(dbname, uuid, token)
+        finally:
+            if self.workers:
+                self.workers.release()
+
+    # -- the controller ----------------------------------------------------
+    def _ensure_log(self, dbname, cr):
+        if self.record and dbname not in self._prepared:
+            cr.execute(queries.get("execution_log_create"))
+            self._prepared.add(dbname)
+
+    def _run(self, dbname, uuid, token):
+        conn = self.pool.get(dbname)
+        try:
+            return self._acquire_and_perform(dbname, conn, uuid, token)
+        except dbmod.OperationalError:
+            conn.close()
+            raise
+        finally:
+            self.pool.put(dbname, conn)
+
+    def _acquire_and_perform(self, dbname, conn, uuid, token):
+        with conn.cursor() as cr:
+            self._ensure_log(dbname, cr)
+            row = self._acquire(cr, uuid, token)
+            if row is None:
+                _logger.warning("was requested to run job %s, but it does not exist, is not "
+                                "enqueued, carries another token, or is being handled", uuid)
+                return Response("", status=200)
+            job_id, method, args, retry, max_retries, channel, runner_id = row
+            cr.execute(queries.get("executor_add_lock_row"), {"id": job_id})
+            log_id = None
+            if self.record:
+                cr.execute(queries.get("execution_log_start"),
+                           {"id": job_id, "token": token, "runner": runner_id,
+                            "channel": channel, "pid": self.pid})
+                log_id = cr.fetchone()[0]
+            cr.execute("COMMIT")
+
+            cr.execute("BEGIN")
+            cr.execute(queries.get("executor_hold_lock"), {"id": job_id})
+            if cr.fetchone() is None:
+                cr.execute("ROLLBACK")
+                _logger.warning("job %s: lock row not available, left to recovery", uuid)
+                return Response("", status=200)
+            retry = (retry or 0) + 1  # Job.perform counts the attempt first
+            try:
+                result = self._perform(method, args, retry, max_retries)
+            except RetryableJobError as exc:
+                cr.execute("ROLLBACK")
+                self._side(cr, "executor_postpone",
+                           {"id": job_id, "retry": retry, "seconds": exc.seconds,
+                            "result": str(exc)}, log_id, "retry")
+                return Response("", status=200)
+            except Exception as exc:  # job failure: recorded, then HTTP 500 like Odoo
+                cr.execute("ROLLBACK")
+                self._side(cr, "executor_failed",
+                           {"id": job_id, "retry": retry,
+                            "exc_name": f"{type(exc).__module__}.{type(exc).__name__}",
+                            "exc_message": str(exc), "exc_info": traceback.format_exc()},
+                           log_id, "failed")
+                return Response("job failed", status=500)
+            cr.execute(queries.get("executor_done"),
+                       {"id": job_id, "retry": retry, "result": str(result)})
+            if log_id is not None:
+                cr.execute(queries.get("execution_log_end"), {"log_id": log_id, "outcome": "done"})
+            cr.execute("COMMIT")
+            return Response("", status=200)
+
+    def _acquire(self, cr, uuid, token, attempts=25):
+        """Acquire, leaving the transaction open on success; None if the job is
+        not ours to run. SKIP LOCKED never waits on a lock; a lock that is
+        only passing (a claim scan) is retried for a few milliseconds."""
+        for attempt in range(attempts):
+            cr.execute("BEGIN")
+            cr.execute(queries.get("executor_acquire"), {"uuid": uuid, "token": token, "pid": self.pid})
+            row = cr.fetchone()
+            if row is not None:
+                return row
+            cr.execute("ROLLBACK")
+            cr.execute(queries.get("executor_peek"), {"uuid": uuid, "token": token})
+            peek = cr.fetchone()
+            if not (peek and peek[0]):
+                return None
+            time.sleep(0.002 * (attempt + 1))
+        return None
+
+    def _perform(self, method, args, retry, max_retries):
+        func = JOBS.get(method)
+        if func is None:
+            raise FailedJobError(f"unknown job method {method!r}; known: {', '.join(sorted(JOBS))}")
+        try:
+            params = json.loads(args) if args else []
+        except ValueError as exc:
+            raise FailedJobError(f"job args are not JSON: {args[:100]!r}") from exc
+        try:
+            return func(*params) if isinstance(params, list) else func(**params)
+        except RetryableJobError as exc:
+            if exc.ignore_retry or not max_retries:  # 0: retry forever
+                raise
+            if retry >= max_retries:
+                raise FailedJobError(f"Max. retries ({max_retries}) reached: {exc}") from exc
+            raise
+
+    @staticmethod
+    def _side(cr, query, params, log_id, outcome):
+        """Retry/failure writes, in a transaction of their own after the job's
+        was rolled back (Odoo uses a new cursor for the same reason)."""
+        cr.execute(queries.get(query), params)
+        if log_id is not None:
+            cr.execute(queries.get("execution_log_end"), {"log_id": log_id, "outcome": outcome})
+
+
+def serve(executor, host="127.0.0.1", port=8069, ready=None):
+    """Serve with gevent's WSGI server (the process must be green-patched)."""
+    from gevent.pywsgi import WSGIServer
+
+    server = WSGIServer((host, port), executor, log=None, error_log=_logger, backlog=1024)
+    server.start()
+    if ready is not None:
+        ready(server)
+    server.serve_forever()
+
+
+def main(argv=None):
+    from . import green
+
+    green.patch()
+    p = argparse.ArgumentParser(prog="python -m jobrunner.executor", description=__doc__.split("\n")[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8069)
+    p.add_argument("--db-host")
+    p.add_argument("--db-port", type=int)
+    p.add_argument("--db-user")
+    p.add_argument("--db-password")
+    p.add_argument("--pool", type=int, default=64, help="DB connections per database")
+    p.add_argument("--workers", type=int, default=0,
+                   help="requests run at once, like Odoo's HTTP workers (0: pool size)")
+    p.add_argument("--database", action="append", help="serve only these databases")
+    p.add_argument("--no-record", action="store_true", help="do not keep jobrunner_execution rows")
+    p.add_argument("--log-level", default="WARNING")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    conninfo = {"host": args.db_host, "port": args.db_port, "user": args.db_user,
+                "password": args.db_password}
+    executor = Executor(conninfo, pool_size=args.pool, workers=args.workers or None,
+                        record=not args.no_record, databases=args.database)
+
+    def ready(server):
+        print(f"executor listening on {args.host}:{server.server_port}", flush=True)
+
+    serve(executor, args.host, args.port, ready)
+
+
+if __name__ == "__main__":
+    main()

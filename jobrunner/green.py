@@ -1,0 +1,37 @@
+"""gevent for the runner and the reference executor: many HTTP requests in
+flight on one thread, psycopg2 made cooperative by a wait callback."""
+
+_patched = False
+
+
+def patch():
+    """Monkey-patch the process once, before sockets or threads are made."""
+    global _patched
+    if _patched:
+        return
+    from gevent import monkey
+
+    monkey.patch_all()
+    import psycopg2.extensions
+
+    psycopg2.extensions.set_wait_callback(_wait_callback)
+    _patched = True
+
+
+def _wait_callback(conn, timeout=None):
+    import psycopg2.extensions as ext
+    from gevent.socket import wait_read, wait_write
+
+    while True:
+        state = conn.poll()
+        if state == ext.POLL_OK:
+            return
+        if state == ext.POLL_READ:
+            wait_read(conn.fileno(), timeout=timeout)
+        elif state == ext.POLL_WRITE:
+            wait_write(conn.fileno(), timeout=timeout)
+        else:
+            raise psycopg2.OperationalError(f"bad poll state {state!r}")
+
+
+import psycopg2  # noqa: E402  (used by the callback's error path)

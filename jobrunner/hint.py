@@ -1,0 +1,72 @@
+"""The wake-up hint: a NOTIFY sent after the enqueuing transaction commits,
+from a connection of its own, coalesced to a bounded rate per process.
+
+A NOTIFY inside a transaction takes a cluster-wide lock at commit and
+serializes every notifying commit; sent here, it never sits on the commit
+path of the transactions that write jobs. Runners poll anyway: a lost or
+coalesced hint only costs latency.
+"""
+
+import logging
+import threading
+import time
+
+from . import db as dbmod
+
+CHANNEL = "queue_job_skiplocked"
+_logger = logging.getLogger(__name__)
+
+
+class Hinter:
+    """Call hint(dbname) after a commit that created or re-queued jobs.
+
+    A daemon thread sends at most one NOTIFY per database per `interval`
+    seconds, whatever the number of hints.
+    """
+
+    def __init__(self, conninfo, interval=0.01):
+        self.conninfo = conninfo
+        self.interval = interval
+        self._pending = set()
+        self._cond = threading.Condition()
+        self._conns = {}
+        self._thread = None
+        self.sent = 0
+
+    def hint(self, dbname):
+        with self._cond:
+            self._pending.add(dbname)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="queue-job-hint", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _loop(self):
+        while True:
+            with self._cond:
+                while not self._pending:
+                    self._cond.wait()
+                batch, self._pending = self._pending, set()
+            for dbname in batch:
+                self._send(dbname)
+            time.sleep(self.interval)  # the coalescing window: rate bound
+
+    def _send(self, dbname):
+        try:
+            conn = self._conns.get(dbname)
+            if conn is None or conn.closed:
+                conn = self._conns[dbname] = dbmod.connect(
+                    self.conninfo, dbname, application_name="queue-job-hint")
+            with conn.cursor() as cr:
+                cr.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+            self.sent += 1
+        except Exception as exc:  # a lost hint is only latency: polling covers it
+            _logger.warning("wake-up hint to %s not sent: %s", dbname, str(exc).strip().splitlines()[0])
+            conn = self._conns.pop(dbname, None)
+            if conn is not None:
+                conn.close()
+
+
+def notify(cr):
+    """Send one hint on an autocommit cursor (outside any job-writing transaction)."""
+    cr.execute("SELECT pg_notify(%s, '')", (CHANNEL,))

@@ -1,0 +1,445 @@
+"""The runner loop: claim, dispatch, free slots, recover; one greenlet per
+database, one process for all of them. Database work goes through claim.py
+and the named queries; this module only decides when.
+
+Wake-up rules: a full batch claims again at once; an empty claim sleeps with
+jittered exponential backoff (poll_min .. poll_max); the earliest future eta
+bounds the sleep; a freed slot or a NOTIFY hint wakes the loop at once.
+"""
+
+import http.client
+import logging
+import os
+import signal
+import socket
+import time
+from base64 import b64encode
+from collections import Counter
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from . import __version__, claim as claim_mod, config as config_mod, db as dbmod, hint, queries, schema
+from .backoff import Backoff
+from .errors import ConfigError
+
+_logger = logging.getLogger("jobrunner.runner")
+
+KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3,
+             "keepalives_count": 3, "connect_timeout": 10}
+WATCH_INTERVAL = 1.0  # re-check of started jobs whose HTTP request ended early
+DEAD_JOB_GRACE = 10.0  # seconds between `started` commit and the lock row (OCA's)
+
+
+@dataclass
+class Inflight:
+    db: str
+    job: claim_mod.ClaimedJob
+    bucket: int
+    outcome: str | None = None  # set when the HTTP request ended: "http-<status>", "refused", "lost"
+    next_check: float = 0.0
+
+
+class Slots:
+    """Node capacity shared by every database of this runner (OCA's root
+    capacity spans databases too)."""
+
+    def __init__(self, tree):
+        import gevent.lock
+
+        self.tree = tree
+        self.lock = gevent.lock.Semaphore()
+        self.inflight = {}  # (db, job id) -> Inflight
+
+    def buckets(self):
+        running = self.tree.count_running(i.bucket for i in self.inflight.values())
+        return self.tree.buckets(running)
+
+    def add(self, db, job):
+        self.inflight[(db, job.id)] = Inflight(db, job, self.tree.bucket_of(job.channel))
+
+    def remove(self, db, job_id):
+        return self.inflight.pop((db, job_id), None)
+
+    def of(self, db):
+        return [i for i in self.inflight.values() if i.db == db]
+
+
+class DatabaseLoop:
+    def __init__(self, runner, dbname):
+        import gevent.event
+
+        self.runner = runner
+        self.cfg = runner.cfg
+        self.dbname = dbname
+        self.conn = None  # claims, releases, recovery
+        self.ctl = None  # holds the liveness lock; LISTENs in notify mode
+        self.runner_id = None
+        self.wake = gevent.event.Event()
+        self.wake_cause = None
+        self.hold_claims_until = 0.0
+        self.dispatch_backoff = Backoff(0.1, 5.0)
+        self.log = logging.LoggerAdapter(_logger, {})
+
+    # -- wake-ups ------------------------------------------------------------
+    def poke(self, cause):
+        if not self.wake.is_set():
+            self.wake_cause = cause
+            self.wake.set()
+
+    def sleep(self, timeout, timer_cause="timer"):
+        woke = self.wake.wait(timeout=max(0.0, timeout))
+        cause = self.wake_cause if woke else timer_cause
+        self.wake.clear()
+        self.wake_cause = None
+        self.runner.stats[f"wakeup_{cause}"] += 1
+        _logger.debug("db=%s runner=%s wakeup cause=%s", self.dbname, self.runner_id, cause)
+        return cause
+
+    # -- connections -----------------------------------------------------------
+    def connect(self):
+        self.conn = dbmod.connect(self.cfg.db, self.dbname, **KEEPALIVE)
+        dbmod.check_server_version(self.conn)
+        with self.conn.cursor() as cr:
+            schema.check_ready(cr, self.dbname)
+        self.ctl = dbmod.connect(self.cfg.db, self.dbname,
+                                 application_name="queue-job-runner-control", **KEEPALIVE)
+        with self.ctl.cursor() as cr:
+            cr.execute(queries.get("runner_next_id"))
+            self.runner_id = cr.fetchone()[0]
+            cr.execute(queries.get("runner_lock"), {"id": self.runner_id})
+            cr.execute(queries.get("runner_insert"), {
+                "id": self.runner_id, "host": socket.gethostname(), "pid": os.getpid(),
+                "version": __version__, "channels": self.cfg.channels})
+            if self.cfg.wakeup == "notify":
+                cr.execute(f"LISTEN {hint.CHANNEL}")
+        _logger.info("db=%s runner=%s connected to %s (wakeup=%s, channels=%s)", self.dbname,
+                     self.runner_id, dbmod.describe(self.cfg.db, self.dbname), self.cfg.wakeup,
+                     self.cfg.channels)
+
+    def close(self):
+        for conn in (self.conn, self.ctl):
+            if conn is not None:
+                try:
+                    conn.close()
+                except Exception:  # already broken: nothing to release
+                    pass
+        self.conn = self.ctl = None
+
+    def watch_control(self):
+        """Wait on the control connection: hints in notify mode, and in every
+        mode its loss (which frees our liveness lock: we must reconnect)."""
+        from gevent.socket import wait_read
+
+        ctl = self.ctl
+        try:
+            while not self.runner.stopping and ctl is self.ctl:
+                wait_read(ctl.fileno())
+                ctl.poll()
+                if ctl.notifies:
+                    ctl.notifies.clear()
+                    self.poke("hint")
+        except Exception as exc:  # connection gone: the main loop reconnects
+            if ctl is self.ctl and not self.runner.stopping:
+                self.control_lost = exc
+                self.poke("control-lost")
+
+    # -- the loop --------------------------------------------------------------
+    def run(self):
+        import gevent
+
+        reconnect = Backoff(0.5, 30.0)
+        while True:
+            try:
+                self.control_lost = None
+                self.connect()
+                reconnect.reset()
+                watcher = gevent.spawn(self.watch_control)
+                try:
+                    self.serve()
+                finally:
+                    watcher.kill(block=False)
+                if self.runner.stopping:
+                    self.shutdown()
+                    return
+            except ConfigError:
+                self.close()
+                raise
+            except (dbmod.OperationalError, dbmod.InterfaceError, ConnectionLost) as exc:
+                self.close()
+                if self.runner.stopping:
+                    return
+                self.runner.stats["reconnects"] += 1
+                delay = reconnect.next()
+                _logger.error("db=%s database %s unreachable (%s); retrying in %.1fs",
+                              self.dbname, dbmod.describe(self.cfg.db, self.dbname),
+                              str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                              delay)
+                self.sleep(delay, "reconnect")
+
+    def serve(self):
+        cfg = self.cfg
+        idle = Backoff(cfg.poll_min, cfg.poll_max)
+        next_recovery = 0.0
+        while not self.runner.stopping:
+            if self.control_lost is not None:
+                raise ConnectionLost(f"control connection lost: {self.control_lost}")
+            self.check_inflight()
+            now = time.monotonic()
+            if now >= next_recovery:
+                self.recover()
+                next_recovery = now + cfg.recovery_interval
+            if now < self.hold_claims_until:
+                self.sleep(min(self.hold_claims_until, next_recovery) - now, "dispatch-backoff")
+                continue
+            asked, got, next_eta = self.claim()
+            if self.runner.stopping:
+                break
+            if asked and got == asked:
+                idle.reset()
+                continue  # a full batch: there may be more
+            if got:
+                idle.reset()
+            if asked == 0:
+                timeout = next_recovery - time.monotonic()  # full: a freed slot wakes us
+                cause = "timer"
+            else:
+                timeout, cause = idle.next(), "timer"
+                if next_eta is not None:
+                    until_eta = (next_eta - _utcnow_naive()).total_seconds()
+                    if until_eta < timeout:
+                        timeout, cause = max(0.0, until_eta) + 0.005, "eta"
+            if self.has_watch():
+                timeout = min(timeout, WATCH_INTERVAL)
+            self.sleep(timeout, cause)
+
+    def claim(self):
+        """One claim for the free capacity; returns (asked, got, next_eta)."""
+        slots = self.runner.slots
+        with slots.lock:  # databases of this runner share the node capacity
+            buckets, free = slots.buckets()
+            if not free:
+                return 0, 0, None
+            with self.conn.cursor() as cr:
+                t0 = time.perf_counter()
+                jobs, next_eta = claim_mod.claim(cr, self.runner_id, buckets, free)
+                self.runner.stats["claim_seconds"] += time.perf_counter() - t0
+            self.runner.stats["claims"] += 1
+            for job in jobs:
+                slots.add(self.dbname, job)
+        for job in jobs:
+            self.runner.dispatch(self, job)
+        self.runner.stats["claimed"] += len(jobs)
+        return free, len(jobs), next_eta
+
+    def has_watch(self):
+        return any(i.outcome is not None for i in self.runner.slots.of(self.dbname))
+
+    def check_inflight(self):
+        """Free the slots of jobs whose claim is over; the database decides."""
+        now = time.monotonic()
+        due = [i for i in self.runner.slots.of(self.dbname)
+               if i.outcome is not None and i.next_check <= now]
+        if not due:
+            return
+        with self.conn.cursor() as cr:
+            cr.execute(queries.get("inflight_states"), {"ids": [i.job.id for i in due]})
+            rows = {r[0]: r[1:] for r in cr.fetchall()}
+            to_release = []
+            for item in due:
+                state, token = rows.get(item.job.id, (None, None))
+                if token != item.job.token or state not in ("enqueued", "started"):
+                    self.runner.slots.remove(self.dbname, item.job.id)
+                    self.runner.stats[f"finished_{state or 'gone'}"] += 1
+                elif state == "started":
+                    item.next_check = now + WATCH_INTERVAL  # still running: watch it
+                else:  # still enqueued with our token: the executor never took it
+                    to_release.append(item)
+            if to_release:
+                claim_mod.release(cr, [i.job for i in to_release])
+                for item in to_release:
+                    self.runner.slots.remove(self.dbname, item.job.id)
+                self.runner.stats["released"] += len(to_release)
+                if any(_not_taken(i.outcome) for i in to_release):
+                    delay = self.dispatch_backoff.next()
+                    self.hold_claims_until = time.monotonic() + delay
+                    _logger.warning("db=%s runner=%s executor did not take %d job(s) (%s); handed "
+                                    "back, claiming again in %.1fs", self.dbname, self.runner_id,
+                                    len(to_release), to_release[0].outcome, delay)
+            else:
+                self.dispatch_backoff.reset()
+
+    def recover(self):
+        with self.conn.cursor() as cr:
+            cr.execute(queries.get("recover"), {"me": self.runner_id, "grace": DEAD_JOB_GRACE})
+            rows = cr.fetchall()
+        for job_id, uuid, why in rows:
+            if why == "forgotten runner":
+                _logger.warning("db=%s runner=%s dead runner %s removed", self.dbname,
+                                self.runner_id, job_id)
+            else:
+                self.runner.stats["recovered"] += 1
+                _logger.warning("db=%s runner=%s re-queued job uuid=%s (dead %s)", self.dbname,
+                                self.runner_id, uuid, why)
+
+    def shutdown(self):
+        """Graceful stop: hand back what no executor started, wait for the rest."""
+        deadline = time.monotonic() + self.cfg.grace
+        try:
+            mine = self.runner.slots.of(self.dbname)
+            with self.conn.cursor() as cr:
+                released = set(claim_mod.release(cr, [i.job for i in mine]))
+            for job_id in released:
+                self.runner.slots.remove(self.dbname, job_id)
+            _logger.info("db=%s runner=%s stopping: %d claim(s) handed back, %d running",
+                         self.dbname, self.runner_id, len(released), len(self.runner.slots.of(self.dbname)))
+            while self.runner.slots.of(self.dbname) and time.monotonic() < deadline:
+                for item in self.runner.slots.of(self.dbname):
+                    if item.outcome is None:
+                        item.next_check = 0.0
+                        item.outcome = item.outcome or "stopping"
+                self.check_inflight()
+                self.sleep(min(0.2, max(0.0, deadline - time.monotonic())), "stopping")
+            left = self.runner.slots.of(self.dbname)
+            if left:
+                _logger.warning("db=%s runner=%s grace period over with %d job(s) still running "
+                                "in the executor", self.dbname, self.runner_id, len(left))
+            with self.ctl.cursor() as cr:
+                cr.execute(queries.get("runner_delete"), {"id": self.runner_id})
+        except (dbmod.OperationalError, dbmod.InterfaceError) as exc:
+            _logger.warning("db=%s stop: database error (%s); unstarted claims will be recovered "
+                            "by other runners", self.dbname, str(exc).strip().splitlines()[0])
+        finally:
+            self.close()
+
+
+class ConnectionLost(Exception):
+    pass
+
+
+def _not_taken(outcome):
+    """The executor could not take the job: back off before claiming again."""
+    return outcome in ("refused", "lost") or outcome.startswith("http-5")
+
+
+def _utcnow_naive():
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Runner:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.slots = Slots(cfg.channel_tree)
+        self.stopping = False
+        self.stats = Counter()
+        self.loops = []
+        self._auth = None
+        if cfg.http_auth_user:
+            token = b64encode(f"{cfg.http_auth_user}:{cfg.http_auth_password or ''}".encode()).decode()
+            self._auth = {"Authorization": "Basic " + token}
+
+    # -- dispatch --------------------------------------------------------------
+    def dispatch(self, loop, job):
+        import gevent
+
+        self.stats["dispatched"] += 1
+        gevent.spawn(self._http_runjob, loop, job)
+
+    def _http_runjob(self, loop, job):
+        cfg = self.cfg
+        query = urlencode({"db": loop.dbname, "job_uuid": job.uuid, "token": job.token})
+        cls = http.client.HTTPSConnection if cfg.scheme == "https" else http.client.HTTPConnection
+        conn = cls(cfg.host, cfg.port, timeout=cfg.http_timeout)
+        try:
+            conn.request("GET", "/queue_job/runjob?" + query, headers=self._auth or {})
+            response = conn.getresponse()
+            response.read()
+            outcome = f"http-{response.status}"
+        except ConnectionRefusedError:
+            outcome = "refused"
+        except (OSError, http.client.HTTPException) as exc:
+            # a timeout or a cut is not a failure by itself: the database decides
+            outcome = "lost"
+            _logger.info("db=%s job uuid=%s runjob request ended without answer: %s",
+                         loop.dbname, job.uuid, exc)
+        finally:
+            conn.close()
+        item = self.slots.inflight.get((loop.dbname, job.id))
+        if item is not None and item.job.token == job.token:
+            item.outcome = outcome
+            item.next_check = 0.0
+        loop.poke("slot")
+
+    # -- lifecycle ---------------------------------------------------------------
+    def stop(self, *_):
+        if not self.stopping:
+            _logger.info("stop requested: no new claims; waiting up to %.0fs for jobs in flight",
+                         self.cfg.grace)
+        self.stopping = True
+        for loop in self.loops:
+            loop.poke("stop")
+
+    def run(self, databases):
+        import gevent
+
+        self.loops = [DatabaseLoop(self, name) for name in databases]
+        greenlets = [gevent.spawn(loop.run) for loop in self.loops]
+        gevent.joinall(greenlets, raise_error=False)
+        for g in greenlets:
+            if isinstance(g.exception, ConfigError):
+                raise g.exception
+            if g.exception is not None:
+                raise g.exception
+        return 0
+
+
+def discover_databases(cfg):
+    """Databases to serve: --database, else db_name, else every database with
+    queue_job installed (refusing, with the fix, those lacking our schema)."""
+    if cfg.databases:
+        return cfg.databases
+    found = []
+    for name in dbmod.list_databases(cfg.db):
+        try:
+            conn = dbmod.connect(cfg.db, name, connect_timeout=10)
+        except dbmod.OperationalError:
+            continue
+        try:
+            with conn.cursor() as cr:
+                if not schema.queue_job_installed(cr):
+                    continue
+                if not schema.schema_ready(cr):
+                    _logger.error("database %r has queue_job but not the queue_job_skiplocked schema; "
+                                  "skipped (run: queue-job-runner migrate --database %s)", name, name)
+                    continue
+                found.append(name)
+        finally:
+            conn.close()
+    if not found:
+        raise ConfigError("no database with queue_job and the queue_job_skiplocked schema found; "
+                          "give --database NAME (and run queue-job-runner migrate)")
+    return found
+
+
+def main(args):
+    from . import green
+
+    green.patch()
+    cfg = config_mod.build(args)
+    if cfg.channel_tree.root_capacity == 0:
+        _logger.warning("channels %r give root capacity 0: this runner claims nothing", cfg.channels)
+    runner = Runner(cfg)
+    signal.signal(signal.SIGTERM, runner.stop)
+    signal.signal(signal.SIGINT, runner.stop)
+    while True:
+        try:
+            databases = discover_databases(cfg)
+            break
+        except dbmod.OperationalError as exc:
+            _logger.error("database server %s unreachable (%s); retrying in 5s",
+                          dbmod.describe(cfg.db), str(exc).strip().splitlines()[0])
+            if runner.stopping:
+                return 0
+            time.sleep(5)
+    return runner.run(databases)
