@@ -87,6 +87,7 @@ class DatabaseLoop:
             self.wake.set()
 
     def sleep(self, timeout, timer_cause="timer"):
+        _logger.debug("db=%s runner=%s sleep %.3fs", self.dbname, self.runner_id, timeout)
         woke = self.wake.wait(timeout=max(0.0, timeout))
         cause = self.wake_cause if woke else timer_cause
         self.wake.clear()
@@ -161,9 +162,11 @@ class DatabaseLoop:
                 if self.runner.stopping:
                     self.shutdown()
                     return
-            except ConfigError:
+            except ConfigError as exc:  # not retryable: stop the runner, exit 2
                 self.close()
-                raise
+                self.runner.fatal = exc
+                self.runner.stop(quiet=True)
+                return
             except (dbmod.OperationalError, dbmod.InterfaceError, ConnectionLost) as exc:
                 self.close()
                 if self.runner.stopping:
@@ -332,6 +335,7 @@ class Runner:
         self.cfg = cfg
         self.slots = Slots(cfg.channel_tree)
         self.stopping = False
+        self.fatal = None
         self.stats = Counter()
         self.loops = []
         self._auth = None
@@ -372,8 +376,8 @@ class Runner:
         loop.poke("slot")
 
     # -- lifecycle ---------------------------------------------------------------
-    def stop(self, *_):
-        if not self.stopping:
+    def stop(self, *_, quiet=False):
+        if not self.stopping and not quiet:
             _logger.info("stop requested: no new claims; waiting up to %.0fs for jobs in flight",
                          self.cfg.grace)
         self.stopping = True
@@ -386,9 +390,9 @@ class Runner:
         self.loops = [DatabaseLoop(self, name) for name in databases]
         greenlets = [gevent.spawn(loop.run) for loop in self.loops]
         gevent.joinall(greenlets, raise_error=False)
+        if self.fatal is not None:
+            raise self.fatal
         for g in greenlets:
-            if isinstance(g.exception, ConfigError):
-                raise g.exception
             if g.exception is not None:
                 raise g.exception
         return 0

@@ -45,3 +45,89 @@ def concurrent_claims(database, processes, batch, timeout=300):
     for p in procs:
         p.join(timeout=30)
     return out, wall
+
+
+# -- runner and executor processes -------------------------------------------
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+
+from jobrunner.pgcluster import free_port
+
+
+class Proc:
+    """A child process whose stderr goes to a file the test can read."""
+
+    def __init__(self, args, env=None):
+        self.log = tempfile.NamedTemporaryFile(prefix="qjsl-", suffix=".log", delete=False)
+        full_env = dict(os.environ, PYTHONUNBUFFERED="1")
+        full_env.update(env or {})
+        self.args = args
+        self.popen = subprocess.Popen([sys.executable, *args], stdout=self.log, stderr=subprocess.STDOUT,
+                                      env=full_env)
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def output(self):
+        with open(self.log.name) as f:
+            return f.read()
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def terminate(self, timeout=60):
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+        return self.popen.wait(timeout=timeout)
+
+    def kill(self):
+        if self.alive():
+            self.popen.kill()
+        self.popen.wait(timeout=30)
+
+    def close(self):
+        self.kill()
+        self.log.close()
+        os.unlink(self.log.name)
+
+
+def wait_port(port, timeout=30.0):
+    from .helpers import wait_until
+
+    def up():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    wait_until(up, timeout=timeout, message=f"port {port} to listen")
+
+
+def db_args(cluster):
+    return ["--db-host", cluster.host, "--db-port", str(cluster.port), "--db-user", cluster.user]
+
+
+def start_executor(cluster, *extra, port=None):
+    port = port or free_port()
+    proc = Proc(["-m", "jobrunner.executor", "--port", str(port), *db_args(cluster), *extra])
+    wait_port(port)
+    proc.port = port
+    return proc
+
+
+def start_runner(cluster, databases, executor_port, *extra, env=None):
+    args = ["-m", "jobrunner", "run", *db_args(cluster), "--host", "127.0.0.1",
+            "--port", str(executor_port)]
+    for name in databases:
+        args += ["--database", name]
+    return Proc(args + list(extra), env=env)
+
+
+def registered_runners(database):
+    return database.scalar("SELECT count(*) FROM queue_job_runner")

@@ -1,0 +1,201 @@
+"""The runner as users run it: real processes, real HTTP, a real PostgreSQL."""
+
+import itertools
+import time
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+import pytest
+
+from jobrunner import hint
+
+from .helpers import Database, wait_until
+from .procs import registered_runners, start_executor, start_runner
+
+
+@pytest.fixture
+def procs():
+    started = []
+    yield started
+    for p in started:
+        p.close()
+
+
+def max_overlap(intervals):
+    """Most intervals open at one instant (an end at t frees before a start at t)."""
+    events = sorted(itertools.chain(((s, 1) for s, _ in intervals), ((e, -1) for _, e in intervals)),
+                    key=lambda ev: (ev[0], ev[1]))
+    best = cur = 0
+    for _, delta in events:
+        cur += delta
+        best = max(best, cur)
+    return best
+
+
+@pytest.fixture
+def second_db(qdb, pg_cluster, templates):
+    """Another fresh migrated database of the same series, for multi-database runs."""
+    from pytest_postgresql.janitor import DatabaseJanitor
+
+    name = f"{qdb.name}_b"
+    with DatabaseJanitor(user=pg_cluster.user, host=pg_cluster.host, port=pg_cluster.port,
+                         dbname=name, template_dbname=f"{qdb.name}_tmpl"):
+        db = Database(pg_cluster, name, qdb.version)
+        db.migrate()
+        yield db
+        db.close()
+
+
+def test_three_runners_two_databases_every_job_once_capacity_held(qdb, second_db, pg_cluster, procs):
+    executor = start_executor(pg_cluster, "--pool", "64")
+    procs.append(executor)
+    dbs = [qdb, second_db]
+    channels = "root:4,root.sub:2"
+    for _ in range(3):
+        procs.append(start_runner(pg_cluster, [d.name for d in dbs], executor.port,
+                                  "--channels", channels, "--poll-max", "0.5"))
+    wait_until(lambda: all(registered_runners(d) == 3 for d in dbs), message="3 runners per db")
+    # which process holds which registry id in each database
+    pid_of = {(d.name, rid): pid for d in dbs for rid, pid in d.execute("SELECT id, pid FROM queue_job_runner")}
+
+    for d in dbs:
+        d.insert_jobs(3500, method_name="sleep_ms", args="[3]")
+        d.insert_jobs(1500, channel="root.sub", method_name="sleep_ms", args="[6]")
+    wait_until(lambda: all(d.states() == {"done": 5000} for d in dbs), timeout=300,
+               message="both databases drained")
+
+    per_pid, per_pid_sub = defaultdict(list), defaultdict(list)
+    for d in dbs:
+        runs = d.execute("SELECT job_id, runner_id, channel, started_at, ended_at, outcome "
+                         "FROM jobrunner_execution")
+        assert len(runs) == 5000 and len({r[0] for r in runs}) == 5000  # each job exactly once
+        assert {r[5] for r in runs} == {"done"}
+        for _, runner_id, channel, start, end, _ in runs:
+            pid = pid_of[(d.name, runner_id)]
+            per_pid[pid].append((start, end))
+            if channel == "root.sub":
+                per_pid_sub[pid].append((start, end))
+    assert len(per_pid) == 3  # all three runners worked
+    # node capacity holds per runner process, across both databases
+    assert max(max_overlap(v) for v in per_pid.values()) <= 4
+    assert max(max_overlap(v) for v in per_pid_sub.values()) <= 2
+    assert max(max_overlap(v) for v in per_pid.values()) >= 2  # concurrency really happened
+    for p in procs[1:]:
+        assert p.terminate() == 0
+
+
+def test_stale_token_does_not_run_a_reclaimed_job(qdb, pg_cluster, procs):
+    import urllib.request
+
+    from jobrunner import claim
+
+    executor = start_executor(pg_cluster)
+    procs.append(executor)
+    [job_id] = qdb.insert_jobs(1)
+    with qdb.conn.cursor() as cr:
+        [first], _ = claim.claim_channels(cr, 1, 1)
+        assert claim.release(cr, [first]) == [job_id]
+        [second], _ = claim.claim_channels(cr, 2, 1)
+    assert first.token != second.token
+
+    def runjob(token):
+        url = (f"http://127.0.0.1:{executor.port}/queue_job/runjob?db={qdb.name}"
+               f"&job_uuid={second.uuid}" + (f"&token={token}" if token else ""))
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            return resp.status
+
+    assert runjob(first.token) == 200  # the stale request of the first claim
+    assert runjob(None) == 200  # no token at all
+    assert qdb.execute("SELECT state, claim_token FROM queue_job") == [("enqueued", second.token)]
+    assert qdb.scalar("SELECT count(*) FROM jobrunner_execution") == 0
+    assert runjob(second.token) == 200
+    assert qdb.execute("SELECT state FROM queue_job") == [("done",)]
+    assert qdb.scalar("SELECT count(*) FROM jobrunner_execution") == 1
+
+
+def _claim_calls(db):
+    return db.scalar("SELECT COALESCE(sum(calls), 0) FROM pg_stat_statements s "
+                     "JOIN pg_database d ON d.oid = s.dbid "
+                     "WHERE d.datname = current_database() AND s.query LIKE '%%chans(ch)%%'")
+
+
+def _listen_calls(db):
+    return db.scalar("SELECT COALESCE(sum(calls), 0) FROM pg_stat_statements s "
+                     "JOIN pg_database d ON d.oid = s.dbid "
+                     "WHERE d.datname = current_database() AND s.query ILIKE 'LISTEN%%'")
+
+
+@pytest.mark.parametrize("wakeup", ["poll", "notify"])
+def test_idle_runner_backs_off_to_the_cap(qdb, pg_cluster, procs, wakeup):
+    qdb.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    executor = start_executor(pg_cluster)
+    procs.append(executor)
+    cap = 1.0
+    runner = start_runner(pg_cluster, [qdb.name], executor.port, "--wakeup", wakeup,
+                          "--poll-min", "0.05", "--poll-max", str(cap))
+    procs.append(runner)
+    wait_until(lambda: registered_runners(qdb) == 1)
+    wait_until(lambda: _claim_calls(qdb) >= 8, message="backoff to reach its cap")  # 0.05 .. 1.0
+    before, t0 = _claim_calls(qdb), time.monotonic()
+    time.sleep(5)  # the measurement window itself, not a synchronization
+    calls, window = _claim_calls(qdb) - before, time.monotonic() - t0
+    assert calls <= window / (cap / 2) + 1  # jitter draws each sleep from [cap/2, cap]
+    assert calls >= 1  # it still polls
+    if wakeup == "poll":
+        assert _listen_calls(qdb) == 0  # poll mode never LISTENs
+    else:
+        assert _listen_calls(qdb) >= 1
+
+
+def test_hint_wakes_an_idle_runner_before_its_timer(qdb, pg_cluster, procs):
+    executor = start_executor(pg_cluster)
+    procs.append(executor)
+    runner = start_runner(pg_cluster, [qdb.name], executor.port, "--wakeup", "notify",
+                          "--poll-min", "60", "--poll-max", "60", "--recovery-interval", "60",
+                          "--log-level", "DEBUG")
+    procs.append(runner)
+    wait_until(lambda: registered_runners(qdb) == 1)
+    wait_until(lambda: "sleep 60" in runner.output(), message="the runner to go idle")
+    qdb.insert_jobs(1)
+    with qdb.conn.cursor() as cr:
+        hint.notify(cr)  # after the enqueuing commit, from outside it
+    wait_until(lambda: qdb.states() == {"done": 1}, timeout=20, message="the job to run")
+    assert "wakeup cause=hint" in runner.output()
+    assert "wakeup cause=timer" not in runner.output()
+
+
+def test_future_eta_runs_after_eta_within_one_step(qdb, pg_cluster, procs):
+    executor = start_executor(pg_cluster)
+    procs.append(executor)
+    runner = start_runner(pg_cluster, [qdb.name], executor.port, "--poll-max", "5", "--wakeup", "poll")
+    procs.append(runner)
+    wait_until(lambda: registered_runners(qdb) == 1)
+    eta = qdb.scalar("SELECT (now() AT TIME ZONE 'utc') + interval '2 seconds'")
+    qdb.insert_jobs(1, eta=eta)
+    wait_until(lambda: qdb.states() == {"done": 1}, timeout=20, message="the eta job to run")
+    started = qdb.scalar("SELECT date_started FROM queue_job")
+    assert started >= eta
+    assert started - eta <= timedelta(seconds=1)  # woken at the eta, not at the next poll
+
+
+def test_sigterm_during_a_drain_hands_back_claims_and_exits_0(qdb, pg_cluster, procs):
+    # two executor "workers" for a runner of capacity 6: claims wait enqueued
+    executor = start_executor(pg_cluster, "--workers", "2")
+    procs.append(executor)
+    runner = start_runner(pg_cluster, [qdb.name], executor.port, "--channels", "root:6",
+                          "--grace", "15")
+    procs.append(runner)
+    wait_until(lambda: registered_runners(qdb) == 1)
+    runner_id = qdb.scalar("SELECT id FROM queue_job_runner")
+    qdb.insert_jobs(30, method_name="sleep", args="[0.5]")
+    wait_until(lambda: qdb.states().get("enqueued", 0) >= 3, message="claims waiting for a worker")
+    t0 = time.monotonic()
+    assert runner.terminate(timeout=30) == 0
+    assert time.monotonic() - t0 < 15
+    left = qdb.execute("SELECT state, count(*) FROM queue_job WHERE claimed_by = %s "
+                       "AND state IN ('enqueued', 'started') GROUP BY 1", (runner_id,))
+    assert left == []  # nothing stays enqueued (or started) for the stopped runner
+    assert qdb.scalar("SELECT count(*) FROM queue_job_runner") == 0
+    assert qdb.scalar("SELECT count(*) FROM queue_job WHERE state = 'pending'") > 0
+    runs = qdb.execute("SELECT job_id, count(*) FROM jobrunner_execution GROUP BY 1 HAVING count(*) > 1")
+    assert runs == []
