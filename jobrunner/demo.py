@@ -100,17 +100,22 @@ def main(args):
             with conn.cursor() as cr:
                 cr.execute(INSERT_JOBS, (n_jobs,))
                 t0 = time.monotonic()
-                done = 0
+                done, tty, last_line = 0, out.isatty(), 0.0
                 while done < n_jobs:
                     cr.execute("SELECT count(*) FROM queue_job WHERE state = 'done'")
                     done = cr.fetchone()[0]
-                    print("\r  " + _bar(done, n_jobs), end="", file=out, flush=True)
+                    if tty:  # a live bar on a terminal, a line every 2 s in a log
+                        print("\r  " + _bar(done, n_jobs), end="", file=out, flush=True)
+                    elif time.monotonic() - last_line >= 2 or done == n_jobs:
+                        print("  " + _bar(done, n_jobs), file=out, flush=True)
+                        last_line = time.monotonic()
                     if done < n_jobs:
                         if time.monotonic() - t0 > max(120, n_jobs / 20):
                             raise RuntimeError(f"drain too slow: {done}/{n_jobs} done")
                         time.sleep(0.1)
                 elapsed = time.monotonic() - t0
-                print(file=out)
+                if tty:
+                    print(file=out)
 
                 # idle pickup latency: single jobs into an idle system
                 cr.execute("SELECT max(id) FROM queue_job")

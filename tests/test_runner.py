@@ -199,3 +199,26 @@ def test_sigterm_during_a_drain_hands_back_claims_and_exits_0(qdb, pg_cluster, p
     assert qdb.scalar("SELECT count(*) FROM queue_job WHERE state = 'pending'") > 0
     runs = qdb.execute("SELECT job_id, count(*) FROM jobrunner_execution GROUP BY 1 HAVING count(*) > 1")
     assert runs == []
+
+
+def test_dispatch_refused_hands_job_back_at_once_and_backs_off(qdb, pg_cluster, procs):
+    from jobrunner.pgcluster import free_port
+
+    closed_port = free_port()  # nothing listens: connection refused
+    runner = start_runner(pg_cluster, [qdb.name], closed_port, "--channels", "root:1", "--wakeup", "poll",
+                          "--poll-min", "0.05", "--poll-max", "0.2")
+    procs.append(runner)
+    wait_until(lambda: registered_runners(qdb) == 1)
+    [job_id] = qdb.insert_jobs(1)
+    wait_until(lambda: "executor did not take 1 job(s) (refused)" in runner.output(),
+               message="the refused dispatch")
+    # handed back: pending, token cleared, not failed, not lost
+    wait_until(lambda: qdb.execute("SELECT state, claimed_by, claim_token FROM queue_job")
+               == [("pending", None, None)], message="the job back in pending")
+    time.sleep(3)  # observation window: how often does it retry meanwhile?
+    attempts = runner.output().count("executor did not take")
+    assert attempts <= 8  # backoff (0.1s doubling to 5s): a handful, not a hot loop
+    # once an executor listens there, the job runs
+    executor = start_executor(pg_cluster, port=closed_port)
+    procs.append(executor)
+    wait_until(lambda: qdb.states() == {"done": 1}, timeout=30, message="the job to run")
