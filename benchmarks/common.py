@@ -20,10 +20,10 @@ def create_db(c, name, version="17", migrate=True, trigger=True):
     conn = dbmod.connect(c.conninfo(), name)
     with conn.cursor() as cr:
         cr.execute(queries.sql_file(f"stock/queue_job_{version}.sql"))
+        if trigger:
+            cr.execute(queries.sql_file("stock/notify_trigger.sql"))
         if migrate:
             schema.migrate(cr, name)
-        if not trigger:
-            cr.execute("DROP TRIGGER queue_job_notify ON queue_job")
     return conn
 
 

@@ -92,7 +92,13 @@ def build(args=None, environ=None):
     qj_conf, options = ({}, {})
     if args_d.get("config") or environ.get("ODOO_RC"):
         qj_conf, options = read_odoo_conf(args_d.get("config") or environ["ODOO_RC"])
+    return resolve(args_d, environ, qj_conf, options)
 
+
+def resolve(args_d, environ, qj_conf, options):
+    """Apply the precedence to already-read sources: CLI flags (args_d),
+    environment, [queue_job] keys (qj_conf) and Odoo [options]. The Odoo
+    addon calls this with Odoo's own parsed configuration."""
     cfg = Config()
     # OCA defaults for host/port come from Odoo's own http options
     if options.get("http_interface"):
@@ -137,3 +143,48 @@ def validate(cfg):
         cfg.http_timeout = _number("http_timeout", cfg.http_timeout, float, 0.1)
     cfg.channel_tree = parse_channels(cfg.channels)
     return cfg
+
+
+FLAG_VALUES = {"1": True, "true": True, "yes": True, "on": True,
+               "0": False, "false": False, "no": False, "off": False}
+
+
+def skip_locked_flag(environ, qj_conf):
+    """The feature flag: ODOO_QUEUE_JOB_SKIP_LOCKED, else [queue_job] skip_locked.
+
+    Unset means off (stock queue_job). Anything but true/false (1/0, yes/no,
+    on/off) is a ConfigError naming the value."""
+    for source, value in (("ODOO_QUEUE_JOB_SKIP_LOCKED", environ.get("ODOO_QUEUE_JOB_SKIP_LOCKED")),
+                          ("[queue_job] skip_locked", qj_conf.get("skip_locked"))):
+        if value is None or str(value).strip() == "":
+            continue
+        if isinstance(value, bool):
+            return value
+        flag = FLAG_VALUES.get(str(value).strip().lower())
+        if flag is None:
+            raise ConfigError(f"invalid {source} value {value!r}: use true or false")
+        return flag
+    return False
+
+
+def runner_argv(cfg):
+    """CLI flags that reproduce a resolved config in a `queue-job-runner run`
+    child process (the password travels in the environment, never in argv)."""
+    argv = ["run", "--channels", cfg.channels, "--scheme", cfg.scheme, "--host", cfg.host,
+            "--port", str(cfg.port), "--wakeup", cfg.wakeup, "--poll-min", str(cfg.poll_min),
+            "--poll-max", str(cfg.poll_max), "--grace", str(cfg.grace),
+            "--recovery-interval", str(cfg.recovery_interval)]
+    if cfg.http_timeout:
+        argv += ["--http-timeout", str(cfg.http_timeout)]
+    for key in ("host", "port", "user"):
+        if cfg.db.get(key):
+            argv += [f"--db-{key}", str(cfg.db[key])]
+    for name in cfg.databases:
+        argv += ["--database", name]
+    env = {}
+    if cfg.db.get("password"):
+        env["ODOO_QUEUE_JOB_JOBRUNNER_DB_PASSWORD"] = cfg.db["password"]
+    if cfg.http_auth_user:
+        env["ODOO_QUEUE_JOB_HTTP_AUTH_USER"] = cfg.http_auth_user
+        env["ODOO_QUEUE_JOB_HTTP_AUTH_PASSWORD"] = cfg.http_auth_password or ""
+    return argv, env

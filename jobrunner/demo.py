@@ -78,6 +78,7 @@ def main(args):
         try:
             with conn.cursor() as cr:
                 cr.execute(queries.sql_file("stock/queue_job_17.sql"))
+                cr.execute(queries.sql_file("stock/notify_trigger.sql"))
                 schema.migrate(cr, DBNAME)
                 cr.execute(queries.get("execution_log_create"))
             print("- OCA queue_job 17.0 schema + queue_job_skiplocked schema created", file=out)

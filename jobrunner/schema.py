@@ -40,3 +40,21 @@ def check_ready(cr, dbname):
             f"(run: queue-job-runner migrate --database {dbname}, "
             "or install/update the queue_job_skiplocked addon)"
         )
+
+
+def stock_trigger_present(cr):
+    cr.execute(queries.get("stock_trigger_present"))
+    return cr.fetchone()[0]
+
+
+def apply_flag(cr, skip_locked):
+    """Flag on: drop the stock NOTIFY trigger; off: put it back as queue_job
+    creates it. Returns what changed ("dropped", "restored" or None)."""
+    present = stock_trigger_present(cr)
+    if skip_locked and present:
+        cr.execute(queries.get("stock_trigger_drop"))
+        return "dropped"
+    if not skip_locked and not present:
+        cr.execute(queries.sql_file("stock/notify_trigger.sql"))
+        return "restored"
+    return None

@@ -1,2 +1,4 @@
+from . import flag
 from . import models
 from . import controllers
+from . import embedded

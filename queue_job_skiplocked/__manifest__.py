@@ -8,7 +8,7 @@
     "license": "LGPL-3",
     "category": "Generic Modules",
     "depends": ["queue_job"],
-    "external_dependencies": {"python": ["psycopg2"]},
-    "data": [],
+    "external_dependencies": {"python": ["jobrunner"]},
+    "data": ["security/ir.model.access.csv"],
     "installable": True,
 }

@@ -13,6 +13,7 @@ from .helpers import Database
 
 STOCK_17 = queries.SQL_DIR / "stock" / "queue_job_17.sql"
 STOCK_18 = queries.SQL_DIR / "stock" / "queue_job_18.sql"
+STOCK_TRIGGER = queries.SQL_DIR / "stock" / "notify_trigger.sql"
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +35,7 @@ def templates(pg_cluster):
         janitor = _janitor(pg_cluster, f"qj{version}_tmpl", as_template=True)
         janitor.init()
         janitor.load(path)
+        janitor.load(STOCK_TRIGGER)
         janitors.append(janitor)
     yield
     for janitor in janitors:

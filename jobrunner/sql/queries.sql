@@ -276,3 +276,26 @@ WHERE id = %(log_id)s;
 -- for the length of its statement) and trying again is right.
 SELECT state = 'enqueued' AND claim_token IS NOT DISTINCT FROM %(token)s
 FROM queue_job WHERE uuid = %(uuid)s;
+
+-- name: stock_trigger_present
+SELECT count(*) = 3 FROM information_schema.triggers
+WHERE event_object_table = 'queue_job' AND trigger_name = 'queue_job_notify'
+  AND event_object_schema = current_schema();
+
+-- name: stock_trigger_drop
+-- Flag on: no NOTIFY on the commit path of job writes. (A stock runner also
+-- refuses a database without this trigger: a second safety net.)
+DROP TRIGGER IF EXISTS queue_job_notify ON queue_job;
+
+-- name: runjob_lock
+-- Odoo controller, flag on: lock the job only if it is enqueued with this
+-- token; SKIP LOCKED, so a duplicate request never waits or conflicts.
+SELECT id FROM queue_job
+WHERE uuid = %(uuid)s AND state = 'enqueued'
+  AND claim_token IS NOT DISTINCT FROM %(token)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: runjob_claim_of
+-- Why a runjob lock failed: the job's state and whether a runner claimed it.
+SELECT state, claim_token IS NOT NULL, claim_token IS NOT DISTINCT FROM %(token)s
+FROM queue_job WHERE uuid = %(uuid)s;

@@ -1,1 +1,2 @@
-
+from . import queue_job
+from . import queue_job_runner

@@ -1,0 +1,60 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+import logging
+import time
+
+from odoo import SUPERUSER_ID, http
+
+from odoo.addons.queue_job.controllers.main import RunJobController
+
+from jobrunner import queries
+
+from .. import flag
+
+_logger = logging.getLogger(__name__)
+
+# A lock seen by the SKIP LOCKED acquisition may be only passing (a runner's
+# claim scan holds candidate rows for the length of its statement).
+ACQUIRE_ATTEMPTS = 25
+
+
+class SkipLockedRunJobController(RunJobController):
+    @http.route()
+    def runjob(self, db, job_uuid, **kw):
+        if not flag.is_on():
+            return super().runjob(db, job_uuid, **kw)  # stock queue_job, untouched
+        http.request.session.db = db
+        env = http.request.env(user=SUPERUSER_ID)
+        if not self._skiplocked_acquire(env, job_uuid, kw.get("token")):
+            return ""
+        # The row is locked by this transaction and still enqueued: the stock
+        # path re-selects it (same transaction, no wait) and goes on with
+        # started + lock row, perform, done / retry / failure.
+        return super().runjob(db, job_uuid, **kw)
+
+    def _skiplocked_acquire(self, env, job_uuid, token):
+        """Lock the job if it is enqueued with this token; never wait."""
+        cr = env.cr
+        for attempt in range(ACQUIRE_ATTEMPTS):
+            # a fresh transaction: its snapshot is taken by the statement
+            # below, so REPEATABLE READ sees the claim that sent us here
+            cr.rollback()
+            cr.execute(queries.get("runjob_lock"), {"uuid": job_uuid, "token": token})
+            if cr.fetchone():
+                return True
+            cr.execute(queries.get("runjob_claim_of"), {"uuid": job_uuid, "token": token})
+            row = cr.fetchone()
+            if row is None:
+                reason = "it does not exist"
+            elif row[0] != "enqueued":
+                reason = f"it is {row[0]}"
+            elif not row[2]:
+                reason = ("the request has no token but the job was claimed with one"
+                          if not token else "the request's token is not the job's current claim")
+            else:
+                time.sleep(0.002 * (attempt + 1))  # ours, locked for an instant
+                continue
+            _logger.warning("was requested to run job %s, but %s: nothing done", job_uuid, reason)
+            return False
+        _logger.warning("was requested to run job %s, but it stayed locked: nothing done "
+                        "(the runner hands it back)", job_uuid)
+        return False

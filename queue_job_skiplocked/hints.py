@@ -1,0 +1,37 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""Wake-up hints sent after the enqueuing transaction commits (flag on).
+
+One jobrunner.hint.Hinter per process: a NOTIFY from its own connection,
+coalesced to at most one per 10 ms per database, never on the commit path
+of the transaction that wrote the jobs."""
+
+import threading
+
+from odoo.sql_db import connection_info_for
+
+from jobrunner.hint import Hinter
+
+_hinters = {}
+_lock = threading.Lock()
+
+
+def _hinter(dbname):
+    with _lock:
+        if dbname not in _hinters:
+            _hinters[dbname] = Hinter(conninfo(dbname))
+        return _hinters[dbname]
+
+
+def after_commit(cr):
+    """Hint once the current transaction commits (once per transaction)."""
+    if cr.postcommit.data.get("queue_job_skiplocked.hint"):
+        return
+    cr.postcommit.data["queue_job_skiplocked.hint"] = True
+    dbname = cr.dbname
+    cr.postcommit.add(lambda: _hinter(dbname).hint(dbname))
+
+
+def conninfo(dbname):
+    """libpq parameters Odoo itself uses for dbname (never logged)."""
+    _db, info = connection_info_for(dbname)
+    return {k: info.get(k) for k in ("host", "port", "user", "password")}

@@ -1,0 +1,131 @@
+"""Every SQL path the Odoo addon uses, exercised without Odoo (CI has none):
+the controller's token lock, the trigger switch, the ORM claim, the flag and
+the embedded runner's command line."""
+
+import threading
+
+import pytest
+
+from jobrunner import claim, config, queries, schema
+from jobrunner.cli import parser
+from jobrunner.errors import ConfigError
+
+from .helpers import wait_until
+
+
+def runjob_lock(db, uuid, token):
+    """The controller's acquisition, in a REPEATABLE READ transaction like Odoo's."""
+    conn = db.connect()
+    conn.autocommit = False
+    conn.set_session(isolation_level="REPEATABLE READ")
+    try:
+        with conn.cursor() as cr:
+            cr.execute(queries.get("runjob_lock"), {"uuid": uuid, "token": token})
+            locked = cr.fetchone() is not None
+            cr.execute(queries.get("runjob_claim_of"), {"uuid": uuid, "token": token})
+            why = cr.fetchone()
+        return locked, why, conn
+    except Exception:
+        conn.close()
+        raise
+
+
+def test_runjob_lock_needs_the_current_token(qdb):
+    qdb.insert_jobs(1)
+    with qdb.conn.cursor() as cr:
+        [job], _ = claim.claim_channels(cr, 1, 1)
+    locked, why, conn = runjob_lock(qdb, job.uuid, "stale")
+    conn.close()
+    assert not locked and why == ("enqueued", True, False)
+    locked, why, conn = runjob_lock(qdb, job.uuid, None)  # no token for a claimed job
+    conn.close()
+    assert not locked and why == ("enqueued", True, False)
+    locked, why, first = runjob_lock(qdb, job.uuid, job.token)
+    assert locked
+    # a duplicate request races: SKIP LOCKED, no wait, no serialization error
+    done = []
+    t = threading.Thread(target=lambda: done.append(runjob_lock(qdb, job.uuid, job.token)))
+    t.start()
+    t.join(timeout=10)
+    assert done and done[0][0] is False and done[0][1] == ("enqueued", True, True)
+    done[0][2].close()
+    first.rollback()
+    first.close()
+
+
+def test_runjob_lock_accepts_stock_enqueued_jobs_without_token(qdb):
+    # a job a stock runner enqueued before the switch carries no token
+    [job_id] = qdb.insert_jobs(1, state="enqueued")
+    uuid = qdb.scalar("SELECT uuid FROM queue_job WHERE id = %s", (job_id,))
+    locked, why, conn = runjob_lock(qdb, uuid, None)
+    conn.close()
+    assert locked and why == ("enqueued", False, True)
+
+
+def test_trigger_switch_follows_the_flag(qdb):
+    with qdb.conn.cursor() as cr:
+        assert schema.stock_trigger_present(cr)
+        assert schema.apply_flag(cr, True) == "dropped"
+        assert not schema.stock_trigger_present(cr)
+        assert schema.apply_flag(cr, True) is None
+        assert schema.apply_flag(cr, False) == "restored"
+        assert schema.stock_trigger_present(cr)
+        assert schema.apply_flag(cr, False) is None
+    # the restored trigger is the stock one: it notifies on job writes
+    listener = qdb.connect()
+    with listener.cursor() as cr:
+        cr.execute("LISTEN queue_job")
+    qdb.insert_jobs(1)
+
+    def notified():
+        listener.poll()
+        return listener.notifies
+
+    assert [n.channel for n in wait_until(notified, timeout=10, message="the NOTIFY")] == ["queue_job"]
+    listener.close()
+
+
+def test_migrate_inside_a_transaction_like_the_addon(qdb):
+    conn = qdb.connect()
+    conn.autocommit = False
+    with conn.cursor() as cr:
+        schema.migrate(cr, qdb.name)  # the addon's init(): inside Odoo's transaction
+    conn.commit()
+    conn.close()
+
+
+def test_orm_claim_without_owner(qdb):
+    qdb.insert_jobs(3, channel="root.batch")
+    with qdb.conn.cursor() as cr:
+        jobs, _ = claim.claim_channels(cr, None, 2, ["root.batch"])
+    assert len(jobs) == 2 and all(j.token for j in jobs)
+    assert qdb.execute("SELECT DISTINCT claimed_by FROM queue_job WHERE state = 'enqueued'") == [(None,)]
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("true", True), ("True", True), ("1", True), ("on", True),
+    ("false", False), ("0", False), ("No", False), (None, False), ("", False),
+])
+def test_flag_values(value, expected):
+    assert config.skip_locked_flag({"ODOO_QUEUE_JOB_SKIP_LOCKED": value} if value is not None else {},
+                                   {}) is expected
+
+
+def test_flag_bad_value_names_it_and_env_wins():
+    with pytest.raises(ConfigError, match="invalid ODOO_QUEUE_JOB_SKIP_LOCKED value 'maybe'"):
+        config.skip_locked_flag({"ODOO_QUEUE_JOB_SKIP_LOCKED": "maybe"}, {})
+    with pytest.raises(ConfigError, match=r"invalid \[queue_job\] skip_locked value 'yess'"):
+        config.skip_locked_flag({}, {"skip_locked": "yess"})
+    assert config.skip_locked_flag({"ODOO_QUEUE_JOB_SKIP_LOCKED": "false"}, {"skip_locked": "true"}) is False
+
+
+def test_embedded_runner_command_reproduces_odoo_config():
+    options = {"db_host": "pg", "db_port": "5433", "db_user": "odoo", "db_password": "pw",
+               "db_name": "a,b", "http_interface": "127.0.0.1", "http_port": "8070"}
+    cfg = config.resolve({}, {"ODOO_QUEUE_JOB_CHANNELS": "root:3"}, {"wakeup": "poll"}, options)
+    argv, env = config.runner_argv(cfg)
+    assert "pw" not in " ".join(argv)  # the password travels in the environment
+    again = config.build(parser().parse_args(argv), environ=env)
+    for attr in ("channels", "host", "port", "wakeup", "databases", "db", "poll_min", "poll_max"):
+        assert getattr(again, attr) == getattr(cfg, attr), attr
+    assert again.databases == ["a", "b"] and again.port == 8070 and again.db["password"] == "pw"
