@@ -24,7 +24,7 @@ setup(
     },
     install_requires=["psycopg2-binary>=2.8", "werkzeug>=2.0", "gevent>=22.10"],
     extras_require={
-        "test": ["pytest>=7", "pytest-postgresql>=6", "pytest-timeout"],
+        "test": ["pytest>=7", "pytest-postgresql>=6", "pytest-timeout", "pylint-odoo"],
     },
     entry_points={"console_scripts": ["queue-job-runner=jobrunner.cli:main"]},
 )

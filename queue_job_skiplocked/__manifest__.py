@@ -10,5 +10,4 @@
     "depends": ["queue_job"],
     "external_dependencies": {"python": ["jobrunner"]},
     "data": ["security/ir.model.access.csv"],
-    "installable": True,
 }

@@ -17,11 +17,10 @@ def queue_job_config():
     """The [queue_job] section as queue_job itself reads it."""
     try:
         from odoo.addons.server_environment import serv_config
-
-        if serv_config.has_section("queue_job"):
-            return dict(serv_config["queue_job"])
-    except ImportError:
-        pass
+    except ImportError:  # server_environment is optional, as for queue_job
+        serv_config = None
+    if serv_config is not None and serv_config.has_section("queue_job"):
+        return dict(serv_config["queue_job"])
     return dict(config.misc.get("queue_job", {}))
 
 

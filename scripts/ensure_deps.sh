@@ -8,7 +8,7 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
         exit 1
     fi
 fi
-if ! python3 -c "import jobrunner, psycopg2, gevent, werkzeug, pytest_postgresql, pytest_timeout" >/dev/null 2>&1 \
+if ! python3 -c "import jobrunner, psycopg2, gevent, werkzeug, pytest_postgresql, pytest_timeout, pylint_odoo" >/dev/null 2>&1 \
    || ! python3 -c "import jobrunner, os, sys; sys.exit(os.path.dirname(os.path.dirname(jobrunner.__file__)) != os.getcwd())" 2>/dev/null; then
     python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v "Running pip as the 'root' user" || true
 fi
