@@ -426,6 +426,21 @@ def discover_databases(cfg):
     return found
 
 
+# Set by a supervising server (the Odoo addon's embedded runner): the runner
+# stops when that process is gone, as Odoo's own workers do, instead of
+# living on as an orphan after the server was killed.
+PARENT_PID_ENV = "QUEUE_JOB_RUNNER_PARENT_PID"
+
+
+def watch_parent(runner, parent_pid, interval=1.0):
+    while not runner.stopping:
+        if os.getppid() != parent_pid:
+            _logger.warning("parent process %s is gone: stopping", parent_pid)
+            runner.stop()
+            return
+        time.sleep(interval)
+
+
 def main(args):
     from . import green
 
@@ -436,6 +451,11 @@ def main(args):
     runner = Runner(cfg)
     signal.signal(signal.SIGTERM, runner.stop)
     signal.signal(signal.SIGINT, runner.stop)
+    parent = os.environ.get(PARENT_PID_ENV)
+    if parent and parent.isdigit():
+        import gevent
+
+        gevent.spawn(watch_parent, runner, int(parent))
     while True:
         try:
             databases = discover_databases(cfg)

@@ -23,6 +23,7 @@ from odoo.tools import config
 
 from jobrunner import config as core_config
 from jobrunner.errors import ConfigError
+from jobrunner.runner import PARENT_PID_ENV
 
 from . import flag
 
@@ -41,6 +42,7 @@ def runner_command():
     options = {k: str(v) for k, v in options.items() if v not in (None, False, "")}
     cfg = core_config.resolve({}, os.environ, flag.queue_job_config(), options)
     argv, env = core_config.runner_argv(cfg)
+    env[PARENT_PID_ENV] = str(os.getpid())  # it stops if this server is killed
     return [sys.executable, "-m", "jobrunner", *argv], env
 
 
@@ -106,7 +108,10 @@ def _patch():
         stock_jobrunner = None
     if flag.is_on() and stock_jobrunner is not None:
         # the stock runner must not dispatch beside ours, thread or worker
+        # (it then logs "NOT started, because the root channel's capacity is
+        # set to 0": say who did it)
         stock_jobrunner._is_runner_enabled = lambda: False
+        _logger.info("queue_job_skiplocked flag on: stock queue_job runner disabled")
 
     orig_process_spawn = server.PreforkServer.process_spawn
     orig_prefork_stop = server.PreforkServer.stop

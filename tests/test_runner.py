@@ -222,3 +222,42 @@ def test_dispatch_refused_hands_job_back_at_once_and_backs_off(qdb, pg_cluster, 
     executor = start_executor(pg_cluster, port=closed_port)
     procs.append(executor)
     wait_until(lambda: qdb.states() == {"done": 1}, timeout=30, message="the job to run")
+
+
+def test_supervised_runner_stops_when_its_server_is_killed(qdb, pg_cluster, procs):
+    # The Odoo addon starts the runner as a child of the server. If the server
+    # is SIGKILLed, the runner must not live on as an orphan holding claims.
+    import os
+    import sys
+
+    from jobrunner.runner import PARENT_PID_ENV
+
+    from .procs import Proc, db_args
+
+    executor = start_executor(pg_cluster, "--workers", "1")
+    procs.append(executor)
+    runner_argv = [sys.executable, "-m", "jobrunner", "run", *db_args(pg_cluster),
+                   "--database", qdb.name, "--port", str(executor.port), "--channels", "root:4"]
+    server = Proc(["-c", "import os, subprocess, sys, time\n"
+                         f"env = dict(os.environ, {PARENT_PID_ENV}=str(os.getpid()))\n"
+                         "print(subprocess.Popen(sys.argv[1:], env=env).pid, flush=True)\n"
+                         "time.sleep(3600)\n", *runner_argv])
+    procs.append(server)
+    wait_until(lambda: registered_runners(qdb) == 1)
+    qdb.insert_jobs(20, method_name="sleep", args="[0.3]")
+    wait_until(lambda: qdb.states().get("enqueued", 0) >= 1, message="claims waiting for the worker")
+    runner_pid = int(server.output().split()[0])
+    server.kill()
+    # it stops by itself, gracefully: claims handed back, registry row removed
+    wait_until(lambda: registered_runners(qdb) == 0, timeout=60, message="the orphan runner to stop")
+    assert qdb.scalar("SELECT count(*) FROM queue_job WHERE state = 'enqueued'") == 0
+    assert f"parent process {server.pid} is gone: stopping" in server.output()
+
+    def gone():
+        try:
+            with open(f"/proc/{runner_pid}/stat") as f:
+                return f.read().split(")")[-1].split()[0] == "Z"
+        except FileNotFoundError:
+            return True
+
+    wait_until(gone, timeout=30, message="the runner process to exit")

@@ -1,1 +1,3 @@
 from . import test_skiplocked
+from . import test_runjob
+from . import test_orm_claim
