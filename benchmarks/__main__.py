@@ -3,7 +3,7 @@ import sys
 
 from . import __doc__ as usage
 
-NAMES = ("claim_rate", "notify_cost")
+NAMES = ("claim_rate", "notify_cost", "limits")
 
 if len(sys.argv) < 2 or sys.argv[1] not in NAMES:
     print(usage)

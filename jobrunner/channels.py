@@ -133,15 +133,13 @@ class ChannelTree:
 
         Returns (buckets, total free capacity of root).
         """
-        frees = []
-        for ch, busy in zip(self.channels, running):
-            frees.append(None if ch.capacity is None else max(0, ch.capacity - busy))
-        buckets = []
-        for i, ch in enumerate(self.channels):
-            limited = [j for j in self._chains[i] if frees[j] is not None]
-            lim = min(frees[j] for j in limited)  # root is always limited
-            buckets.append(Bucket(ch.name, lim, frees[i], tuple(limited)))
-        return buckets, frees[0]
+        frees = self.node_frees(running)
+        return build_buckets([ch.name for ch in self.channels], frees), frees[0]
+
+    def node_frees(self, running):
+        """Free capacity of each configured channel (None: unlimited)."""
+        return [None if ch.capacity is None else max(0, ch.capacity - busy)
+                for ch, busy in zip(self.channels, running)]
 
     def count_running(self, bucket_indexes):
         """running[] for buckets(), from the bucket index of each job in flight."""
@@ -150,6 +148,27 @@ class ChannelTree:
             for j in self._chains[b]:
                 running[j] += 1
         return running
+
+
+def build_buckets(names, frees, lim_zero=lambda name: False):
+    """Buckets for channels `names` (full names, "root" among them) with their
+    own free capacities (None: unlimited). A bucket may take the least free
+    capacity along its chain of ancestors present in `names`; `lim_zero(name)`
+    closes a bucket (its jobs are not claimed) while its capacity still counts."""
+    index = {name: i for i, name in enumerate(names)}
+    buckets = []
+    for i, name in enumerate(names):
+        chain, cur = [], name
+        while True:
+            if cur in index:
+                chain.append(index[cur])
+            if "." not in cur:
+                break
+            cur = cur.rsplit(".", 1)[0]
+        limited = tuple(j for j in chain if frees[j] is not None)
+        lim = 0 if lim_zero(name) else min(frees[j] for j in limited)  # root is always limited
+        buckets.append(Bucket(name, lim, frees[i], limited))
+    return buckets
 
 
 def parse_channels(text):

@@ -37,8 +37,15 @@ def claim(cr, runner_id, buckets, limit):
     is its own transaction, so row locks last only as long as it runs.
     next_eta is the earliest future eta of a pending job (naive UTC) or None.
     """
+    jobs, next_eta, _groups = claim_full(cr, runner_id, buckets, limit)
+    return jobs, next_eta
+
+
+def claim_full(cr, runner_id, buckets, limit, groups=()):
+    """claim(), also returning which of `groups` (limited channel groups whose
+    buckets are closed here) have pending jobs: (jobs, next_eta, groups)."""
     if limit <= 0 or not buckets:
-        return [], None
+        return [], None, []
     cr.execute(
         queries.get("claim"),
         {
@@ -49,16 +56,17 @@ def claim(cr, runner_id, buckets, limit):
             "limit": limit,
             "runner": runner_id,
             "token": secrets.token_hex(8),
+            "groups": list(groups),
         },
     )
-    jobs, next_eta = [], None
-    for id_, uuid, channel, priority, date_created, token, eta in cr.fetchall():
+    jobs, next_eta, pending_groups = [], None, []
+    for id_, uuid, channel, priority, date_created, token, eta, pending in cr.fetchall():
         if id_ is None:
-            next_eta = eta
+            next_eta, pending_groups = eta, sorted(pending or ())
         else:
             jobs.append(ClaimedJob(id_, uuid, channel, priority, date_created, token))
     jobs.sort(key=_oca_key)
-    return jobs, next_eta
+    return jobs, next_eta, pending_groups
 
 
 def _oca_key(job):

@@ -165,13 +165,13 @@ class Executor:
                 _logger.warning("was requested to run job %s, but it does not exist, is not "
                                 "enqueued, carries another token, or is being handled", uuid)
                 return Response("", status=200)
-            job_id, method, args, retry, max_retries, channel, runner_id = row
+            job_id, method, args, retry, max_retries, channel, runner_id, enqueued_at = row
             cr.execute(queries.get("executor_add_lock_row"), {"id": job_id})
             log_id = None
             if self.record:
                 cr.execute(queries.get("execution_log_start"),
                            {"id": job_id, "token": token, "runner": runner_id,
-                            "channel": channel, "pid": self.pid})
+                            "channel": channel, "pid": self.pid, "enqueued_at": enqueued_at})
                 log_id = cr.fetchone()[0]
             cr.execute("COMMIT")
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from . import __version__, claim as claim_mod, config as config_mod, db as dbmod, hint, queries, schema
+from . import limits as limits_mod
 from .backoff import Backoff
 from .errors import ConfigError
 
@@ -50,9 +51,11 @@ class Slots:
         self.lock = gevent.lock.Semaphore()
         self.inflight = {}  # (db, job id) -> Inflight
 
+    def running(self):
+        return self.tree.count_running(i.bucket for i in self.inflight.values())
+
     def buckets(self):
-        running = self.tree.count_running(i.bucket for i in self.inflight.values())
-        return self.tree.buckets(running)
+        return self.tree.buckets(self.running())
 
     def add(self, db, job):
         self.inflight[(db, job.id)] = Inflight(db, job, self.tree.bucket_of(job.channel))
@@ -78,6 +81,11 @@ class DatabaseLoop:
         self.wake_cause = None
         self.hold_claims_until = 0.0
         self.dispatch_backoff = Backoff(0.1, 5.0)
+        self.string_limits = limits_mod.from_tree(runner.cfg.channel_tree)
+        self.limits = limits_mod.Limits(self.string_limits)
+        self.rows_supported = False  # queue_job_channel carries limits (18.0)
+        self.next_limits_read = 0.0
+        self.pending_groups = list(self.limits.claimable)
         self.log = logging.LoggerAdapter(_logger, {})
 
     # -- wake-ups ------------------------------------------------------------
@@ -102,6 +110,9 @@ class DatabaseLoop:
         dbmod.check_server_version(self.conn)
         with self.conn.cursor() as cr:
             schema.check_ready(cr, self.dbname)
+        self.rows_supported = True
+        self.next_limits_read = 0.0
+        self.read_limits()
         self.ctl = dbmod.connect(self.cfg.db, self.dbname,
                                  application_name="queue-job-runner-control", **KEEPALIVE)
         with self.ctl.cursor() as cr:
@@ -116,6 +127,25 @@ class DatabaseLoop:
         _logger.info("db=%s runner=%s connected to %s (wakeup=%s, channels=%s)", self.dbname,
                      self.runner_id, dbmod.describe(self.cfg.db, self.dbname), self.cfg.wakeup,
                      self.cfg.channels)
+
+    def read_limits(self):
+        """Cross-runner channel limits: the channel string's, and the
+        queue_job_channel rows' where the schema has them (re-read every
+        limits.REFRESH seconds, so edits apply without a restart)."""
+        if not self.rows_supported or time.monotonic() < self.next_limits_read:
+            return
+        with self.conn.cursor() as cr:
+            rows = limits_mod.read_rows(cr)
+        self.next_limits_read = time.monotonic() + limits_mod.REFRESH
+        if rows is None:
+            self.rows_supported = False
+            rows = {}
+        merged = limits_mod.Limits(limits_mod.merge(self.string_limits, rows))
+        self.pending_groups = list(merged.claimable)  # until a claim says which have work
+        if merged.by_name != self.limits.by_name:
+            _logger.info("db=%s runner=%s channel limits across runners: %s", self.dbname,
+                         self.runner_id, ", ".join(str(v) for v in merged.by_name.values()) or "none")
+        self.limits = merged
 
     def close(self):
         for conn in (self.conn, self.ctl):
@@ -194,7 +224,8 @@ class DatabaseLoop:
             if now < self.hold_claims_until:
                 self.sleep(min(self.hold_claims_until, next_recovery) - now, "dispatch-backoff")
                 continue
-            asked, got, next_eta = self.claim()
+            self.read_limits()
+            asked, got, next_eta, reopen = self.claim()
             if self.runner.stopping:
                 break
             if asked and got == asked:
@@ -211,28 +242,33 @@ class DatabaseLoop:
                     until_eta = (next_eta - _utcnow_naive()).total_seconds()
                     if until_eta < timeout:
                         timeout, cause = max(0.0, until_eta) + 0.005, "eta"
+                if reopen is not None and reopen < timeout:
+                    timeout, cause = reopen + 0.005, "throttle"
             if self.has_watch():
                 timeout = min(timeout, WATCH_INTERVAL)
             self.sleep(timeout, cause)
 
     def claim(self):
-        """One claim for the free capacity; returns (asked, got, next_eta)."""
+        """One claim round for the free capacity (limits.claim_round).
+
+        Returns (asked, got, next_eta, seconds until a throttle reopens)."""
         slots = self.runner.slots
         with slots.lock:  # databases of this runner share the node capacity
             buckets, free = slots.buckets()
             if not free:
-                return 0, 0, None
-            with self.conn.cursor() as cr:
-                t0 = time.perf_counter()
-                jobs, next_eta = claim_mod.claim(cr, self.runner_id, buckets, free)
-                self.runner.stats["claim_seconds"] += time.perf_counter() - t0
+                return 0, 0, None, None
+            t0 = time.perf_counter()
+            jobs, next_eta, self.pending_groups, reopen = limits_mod.claim_round(
+                self.conn, self.runner_id, slots.tree, [i.bucket for i in slots.inflight.values()],
+                self.limits, free, self.pending_groups)
+            self.runner.stats["claim_seconds"] += time.perf_counter() - t0
             self.runner.stats["claims"] += 1
             for job in jobs:
                 slots.add(self.dbname, job)
         for job in jobs:
             self.runner.dispatch(self, job)
         self.runner.stats["claimed"] += len(jobs)
-        return free, len(jobs), next_eta
+        return free, len(jobs), next_eta, reopen
 
     def has_watch(self):
         return any(i.outcome is not None for i in self.runner.slots.of(self.dbname))

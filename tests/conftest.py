@@ -57,3 +57,12 @@ def qdb(stock_db):
     """A fresh queue_job database with our schema additions applied."""
     stock_db.migrate()
     return stock_db
+
+
+@pytest.fixture
+def procs():
+    """Processes a test starts; killed and their logs removed at its end."""
+    started = []
+    yield started
+    for p in started:
+        p.close()

@@ -1,5 +1,6 @@
 """Test helpers: connections to the test database and job rows as Odoo writes them."""
 
+import itertools
 import time
 import uuid as uuidlib
 
@@ -96,3 +97,14 @@ def new_uuid():
 
 
 OperationalError = psycopg2.OperationalError
+
+
+def max_overlap(intervals):
+    """Most intervals open at one instant (an end at t frees before a start at t)."""
+    events = sorted(itertools.chain(((s, 1) for s, _ in intervals), ((e, -1) for _, e in intervals)),
+                    key=lambda ev: (ev[0], ev[1]))
+    best = cur = 0
+    for _, delta in events:
+        cur += delta
+        best = max(best, cur)
+    return best

@@ -47,7 +47,7 @@ def test_migrate_is_idempotent_and_leaves_stock_schema_untouched(stock_db):
     assert set(before["columns"]) <= set(once["columns"])
     added = {(t, c) for t, c, *_ in set(once["columns"]) - set(before["columns"])}
     assert {("queue_job", "claimed_by"), ("queue_job", "claim_token")} <= added
-    assert {t for t, _ in added} <= {"queue_job", "queue_job_runner"}
+    assert {t for t, _ in added} <= {"queue_job", "queue_job_runner", "queue_job_skiplocked_channel"}
     assert set(before["indexes"]) <= set(once["indexes"])
     with stock_db.conn.cursor() as cr:
         schema.check_ready(cr, stock_db.name)

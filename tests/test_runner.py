@@ -1,6 +1,5 @@
 """The runner as users run it: real processes, real HTTP, a real PostgreSQL."""
 
-import itertools
 import time
 from collections import defaultdict
 from datetime import datetime, timedelta
@@ -9,27 +8,8 @@ import pytest
 
 from jobrunner import hint
 
-from .helpers import Database, wait_until
+from .helpers import Database, max_overlap, wait_until
 from .procs import registered_runners, start_executor, start_runner
-
-
-@pytest.fixture
-def procs():
-    started = []
-    yield started
-    for p in started:
-        p.close()
-
-
-def max_overlap(intervals):
-    """Most intervals open at one instant (an end at t frees before a start at t)."""
-    events = sorted(itertools.chain(((s, 1) for s, _ in intervals), ((e, -1) for _, e in intervals)),
-                    key=lambda ev: (ev[0], ev[1]))
-    best = cur = 0
-    for _, delta in events:
-        cur += delta
-        best = max(best, cur)
-    return best
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ SELECT count(*) = 2 AS ready
 FROM information_schema.columns
 WHERE table_name = 'queue_job' AND column_name IN ('claimed_by', 'claim_token')
   AND table_schema = current_schema()
-  AND to_regclass('queue_job_runner') IS NOT NULL;
+  AND to_regclass('queue_job_runner') IS NOT NULL
+  AND to_regclass('queue_job_skiplocked_channel') IS NOT NULL;
 
 -- name: claim
 -- Claim due pending jobs, channel-aware, in OCA order, in ONE statement.
@@ -103,13 +104,99 @@ claimed AS (
     WHERE q.id = chosen.id
     RETURNING q.id, q.uuid, q.channel, q.priority, q.date_created, q.claim_token
 )
-SELECT id, uuid, channel, priority, date_created, claim_token, NULL::timestamp AS next_eta
+SELECT id, uuid, channel, priority, date_created, claim_token, NULL::timestamp AS next_eta,
+       NULL::text[] AS pending_groups
 FROM claimed
 UNION ALL
--- one trailer row: the earliest future eta, so the caller knows when to wake
+-- one trailer row: the earliest future eta, so the caller knows when to
+-- wake, and which limited groups (left out above: their buckets have lim 0)
+-- have pending jobs and need a serialized claim (limits.py)
 SELECT NULL, NULL, NULL, NULL, NULL, NULL,
        (SELECT min(eta) FROM queue_job
-        WHERE state = 'pending' AND eta > (now() AT TIME ZONE 'utc'));
+        WHERE state = 'pending' AND eta > (now() AT TIME ZONE 'utc')),
+       (SELECT array_agg(DISTINCT g.name)
+        FROM chans c
+        CROSS JOIN unnest(%(groups)s::text[]) AS g(name)
+        WHERE c.ch IS NOT NULL
+          AND (g.name = 'root'
+               OR (CASE WHEN c.ch IN ('', 'root') THEN 'root'
+                        WHEN left(c.ch, 5) = 'root.' THEN c.ch
+                        ELSE 'root.' || c.ch END) = g.name
+               OR left(CASE WHEN left(c.ch, 5) = 'root.' THEN c.ch ELSE 'root.' || c.ch END,
+                       length(g.name) + 1) = g.name || '.'));
+
+-- name: group_lock
+-- Serializes the claims of one limited group (its top-most limited channel)
+-- across runners, for the rest of the transaction. Run BEFORE group_state:
+-- in READ COMMITTED each statement takes a new snapshot, so the count then
+-- sees every claim committed by the previous holder.
+SELECT pg_advisory_xact_lock(1363825486, hashtext(%(group)s));
+
+-- name: group_state
+-- Per limited channel of the group (full names, in order), under group_lock:
+--   running    enqueued or started jobs in its subtree (all runners),
+--   failed     sequential: a failed job in its subtree blocks it (OCA),
+--   eta_wait   sequential: the earliest future-eta job ranks before the due
+--              head, so the channel waits for it instead of skipping it (OCA),
+--   thr_wait   throttle: seconds until the next start may happen (<= 0: now;
+--              Infinity: the last claimed job has not started yet: wait for it).
+-- pats: LIKE patterns of the subtree ('root.a.%%' and 'a.%%', escaped).
+WITH lim AS (
+    SELECT l.name, l.short, l.pat, l.spat, l.seq, l.thr, l.idx
+    FROM unnest(%(names)s::text[], %(shorts)s::text[], %(pats)s::text[], %(spats)s::text[],
+                %(seqs)s::bool[], %(thrs)s::int[])
+         WITH ORDINALITY AS l(name, short, pat, spat, seq, thr, idx)
+)
+SELECT
+    (SELECT count(*) FROM queue_job q
+     WHERE q.state IN ('enqueued', 'started')
+       AND (l.name = 'root' OR COALESCE(q.channel, '') IN (l.name, l.short)
+            OR COALESCE(q.channel, '') LIKE l.pat OR COALESCE(q.channel, '') LIKE l.spat)),
+    l.seq AND EXISTS (
+        SELECT 1 FROM queue_job q
+        WHERE q.state = 'failed'
+          AND (l.name = 'root' OR COALESCE(q.channel, '') IN (l.name, l.short)
+               OR COALESCE(q.channel, '') LIKE l.pat OR COALESCE(q.channel, '') LIKE l.spat)),
+    l.seq AND COALESCE((
+        SELECT ROW(e.priority, e.date_created, e.id) < ROW(d.priority, d.date_created, d.id)
+        FROM (SELECT q.priority, q.date_created, q.id FROM queue_job q
+              WHERE q.state = 'pending' AND q.eta > (now() AT TIME ZONE 'utc')
+                AND (l.name = 'root' OR COALESCE(q.channel, '') IN (l.name, l.short)
+                     OR COALESCE(q.channel, '') LIKE l.pat OR COALESCE(q.channel, '') LIKE l.spat)
+              ORDER BY q.eta, q.priority, q.date_created, q.id LIMIT 1) e,
+             (SELECT q.priority, q.date_created, q.id FROM queue_job q
+              WHERE q.state = 'pending'
+                AND (q.eta IS NULL OR q.eta <= (now() AT TIME ZONE 'utc'))
+                AND (l.name = 'root' OR COALESCE(q.channel, '') IN (l.name, l.short)
+                     OR COALESCE(q.channel, '') LIKE l.pat OR COALESCE(q.channel, '') LIKE l.spat)
+              ORDER BY q.priority, q.date_created, q.id LIMIT 1) d), false),
+    CASE WHEN l.thr > 0 THEN COALESCE((
+        SELECT CASE WHEN q.state = 'enqueued' THEN 'Infinity'::float8
+                    ELSE extract(epoch FROM COALESCE(q.date_started, s.last_claim_at)
+                                 + make_interval(secs => l.thr) - (now() AT TIME ZONE 'utc'))::float8
+               END
+        FROM queue_job_skiplocked_channel s LEFT JOIN queue_job q ON q.id = s.last_job_id
+        WHERE s.name = l.name), -1) END
+FROM lim l
+ORDER BY l.idx;
+
+-- name: throttle_mark
+-- The job just claimed in a throttled channel (same transaction as the claim).
+INSERT INTO queue_job_skiplocked_channel (name, last_job_id, last_claim_at)
+VALUES (%(name)s, %(job)s, now() AT TIME ZONE 'utc')
+ON CONFLICT (name) DO UPDATE
+SET last_job_id = EXCLUDED.last_job_id, last_claim_at = EXCLUDED.last_claim_at;
+
+-- name: channel_limits_supported
+-- OCA 18.0 keeps per-database channel limits on queue_job_channel.
+SELECT count(*) = 4 FROM information_schema.columns
+WHERE table_name = 'queue_job_channel' AND table_schema = current_schema()
+  AND column_name IN ('capacity', 'sequential', 'throttle', 'paused');
+
+-- name: channel_limits
+SELECT complete_name, capacity, sequential, throttle, paused FROM queue_job_channel
+WHERE complete_name IS NOT NULL
+  AND (capacity > 0 OR sequential OR throttle > 0 OR paused);
 
 -- name: release
 -- Hand claims that no executor has started back to pending. Matched on the
@@ -211,7 +298,8 @@ WITH j AS (
 UPDATE queue_job q
 SET state = 'started', date_started = now() AT TIME ZONE 'utc', worker_pid = %(pid)s
 FROM j WHERE q.id = j.id
-RETURNING q.id, q.method_name, q.args::text, q.retry, q.max_retries, q.channel, q.claimed_by;
+RETURNING q.id, q.method_name, q.args::text, q.retry, q.max_retries, q.channel, q.claimed_by,
+          q.date_enqueued;
 
 -- name: executor_add_lock_row
 INSERT INTO queue_job_lock (id, queue_job_id) VALUES (%(id)s, %(id)s)
@@ -255,6 +343,7 @@ CREATE TABLE IF NOT EXISTS jobrunner_execution (
     runner_id int4,
     channel varchar,
     executor_pid int4,
+    enqueued_at timestamp,  -- the claim's time (its statement's now(), UTC)
     started_at timestamp NOT NULL DEFAULT clock_timestamp(),
     ended_at timestamp,
     outcome varchar
@@ -262,8 +351,8 @@ CREATE TABLE IF NOT EXISTS jobrunner_execution (
 CREATE INDEX IF NOT EXISTS jobrunner_execution_job_id_index ON jobrunner_execution (job_id);
 
 -- name: execution_log_start
-INSERT INTO jobrunner_execution (job_id, token, runner_id, channel, executor_pid)
-VALUES (%(id)s, %(token)s, %(runner)s, %(channel)s, %(pid)s)
+INSERT INTO jobrunner_execution (job_id, token, runner_id, channel, executor_pid, enqueued_at)
+VALUES (%(id)s, %(token)s, %(runner)s, %(channel)s, %(pid)s, %(enqueued_at)s)
 RETURNING id;
 
 -- name: execution_log_end

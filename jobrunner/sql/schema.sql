@@ -41,3 +41,22 @@ CREATE TABLE IF NOT EXISTS queue_job_runner (
     version    varchar,
     channels   varchar
 );
+
+-- Channel limits across runners (limits.py): jobs running per channel and
+-- failed jobs blocking sequential channels are counted under a per-group
+-- lock, through these small partial indexes (text_pattern_ops: the subtree
+-- of a channel is a LIKE 'name.%' prefix).
+CREATE INDEX IF NOT EXISTS queue_job_skiplocked_running_index
+    ON queue_job ((COALESCE(channel, '')) text_pattern_ops)
+    WHERE state IN ('enqueued', 'started');
+CREATE INDEX IF NOT EXISTS queue_job_skiplocked_failed_index
+    ON queue_job ((COALESCE(channel, '')) text_pattern_ops)
+    WHERE state = 'failed';
+
+-- Throttled channels: the last job claimed in each, read under the group
+-- lock to space starts `throttle` seconds apart across runners.
+CREATE TABLE IF NOT EXISTS queue_job_skiplocked_channel (
+    name          varchar NOT NULL PRIMARY KEY,
+    last_job_id   int4,
+    last_claim_at timestamp
+);

@@ -1,0 +1,73 @@
+"""Global limits do not slow unlimited channels: 4 runner processes
+(root:5 each) and the reference executor drain no-op jobs of an unlimited
+channel, alone, then beside a backlog of a channel limited to 3 across all
+runners (root.lim:3:global, 100 ms jobs). Throughput of the unlimited
+channel in both runs, and the ratio (target >= 0.8).
+
+    python -m benchmarks limits [--jobs 3000] [--reps 3]
+"""
+
+import argparse
+from datetime import datetime, timedelta
+
+from tests.helpers import Database, wait_until
+from tests.procs import registered_runners, start_executor, start_runner
+
+from .common import cluster, create_db, environment, fmt
+
+CHANNELS = "root:5,root.lim:3:global"
+
+
+def drain(c, db, jobs, limited):
+    db.execute("TRUNCATE queue_job CASCADE")
+    db.execute("DROP TABLE IF EXISTS jobrunner_execution")
+    base = datetime.utcnow() - timedelta(hours=1)
+    if limited:  # older: first in OCA order, and more than the whole run needs
+        db.insert_jobs(jobs // 10, channel="root.lim", method_name="sleep_ms", args="[100]",
+                       date_created=base)
+    db.insert_jobs(jobs, channel="root.free", date_created=base + timedelta(minutes=1))
+    db.execute("VACUUM ANALYZE queue_job")
+    procs = [start_executor(c)]
+    try:
+        procs += [start_runner(c, [db.name], procs[0].port, "--channels", CHANNELS) for _ in range(4)]
+        wait_until(lambda: registered_runners(db) == 4, message="4 runners")
+        wait_until(lambda: not db.scalar("SELECT count(*) FROM queue_job WHERE channel = 'root.free' "
+                                         "AND state <> 'done'"), timeout=600, interval=0.2,
+                   message="the free channel to drain")
+        first, last = db.execute("SELECT min(date_started), max(date_done) FROM queue_job "
+                                 "WHERE channel = 'root.free'")[0]
+        return jobs / (last - first).total_seconds()
+    finally:
+        for p in procs:
+            p.close()
+
+
+def main(argv):
+    p = argparse.ArgumentParser()
+    p.add_argument("--jobs", type=int, default=3000)
+    p.add_argument("--reps", type=int, default=3)
+    args = p.parse_args(argv)
+    c = cluster()
+    try:
+        conn = create_db(c, "bench", trigger=False)
+        db = Database(c, "bench", "17")
+        print(f"limits: 4 runners x {CHANNELS}, {args.jobs} no-op jobs in root.free; {environment(conn)}")
+        alone, beside, ratios = [], [], []
+        for _ in range(args.reps):
+            a = drain(c, db, args.jobs, limited=False)
+            b = drain(c, db, args.jobs, limited=True)
+            alone.append(a)
+            beside.append(b)
+            ratios.append(b / a)
+        print("| root.free | jobs/s |")
+        print("|---|---|")
+        print(f"| alone | {fmt(alone)} |")
+        print(f"| beside root.lim:3:global backlog | {fmt(beside)} |")
+        ratios.sort()
+        print(f"ratio beside/alone: median {ratios[len(ratios) // 2]:.2f} "
+              f"[{ratios[0]:.2f}–{ratios[-1]:.2f}]")
+        db.close()
+        conn.close()
+    finally:
+        c.destroy()
+    return 0
