@@ -179,29 +179,36 @@ def claim_group(conn, runner_id, limits, group, tree, running, limit):
     return jobs, wake
 
 
-def claim_round(conn, runner_id, tree, inflight, limits, free, pending_groups):
-    """One runner's claim for `free` node capacity: first each limited group
-    seen with pending jobs (bounded by its own limits, so a big unlimited
-    backlog cannot starve it), then the lock-free claim for what is left.
+@dataclass
+class Round:
+    jobs: list
+    next_eta: object = None  # earliest future eta (naive UTC), when the lock-free claim ran
+    pending: list | None = None  # groups with pending jobs; None: not looked at
+    tried: dict = None  # group -> (jobs claimed, seconds until its throttle reopens or None)
 
-    inflight: bucket indexes (tree.bucket_of) of the jobs this node runs.
-    Returns (jobs, next_eta, groups with pending jobs, seconds until a
-    throttle reopens or None)."""
-    jobs, next_eta, reopen = [], None, None
-    for group in pending_groups:
-        if free - len(jobs) <= 0:
+
+def claim_round(conn, runner_id, tree, inflight, limits, free, try_groups):
+    """One runner's claim for `free` node capacity: first the limited groups
+    in `try_groups` (bounded by their own limits, so a big unlimited backlog
+    cannot starve them), then the lock-free claim for what is left, which
+    also tells which groups have pending jobs.
+
+    inflight: bucket indexes (tree.bucket_of) of the jobs this node runs."""
+    result = Round([], tried={})
+    for group in try_groups:
+        if free - len(result.jobs) <= 0:
             break
-        running = tree.count_running(list(inflight) + [tree.bucket_of(j.channel) for j in jobs])
-        got, wake = claim_group(conn, runner_id, limits, group, tree, running, free - len(jobs))
-        jobs += got
-        if wake is not None:
-            reopen = wake if reopen is None else min(reopen, wake)
-    if free - len(jobs) <= 0:
-        return jobs, None, list(pending_groups), reopen
-    running = tree.count_running(list(inflight) + [tree.bucket_of(j.channel) for j in jobs])
+        running = tree.count_running(list(inflight) + [tree.bucket_of(j.channel) for j in result.jobs])
+        got, wake = claim_group(conn, runner_id, limits, group, tree, running, free - len(result.jobs))
+        result.jobs += got
+        result.tried[group] = (len(got), wake)
+    if free - len(result.jobs) <= 0:
+        return result
+    running = tree.count_running(list(inflight) + [tree.bucket_of(j.channel) for j in result.jobs])
     buckets, left = tree.buckets(running)
     with conn.cursor() as cr:
-        more, next_eta, pending = claim_mod.claim_full(
+        more, result.next_eta, result.pending = claim_mod.claim_full(
             cr, runner_id, limits.lockfree(buckets) if limits else buckets, left,
             limits.claimable)
-    return jobs + more, next_eta, pending, reopen
+    result.jobs += more
+    return result

@@ -86,6 +86,10 @@ class DatabaseLoop:
         self.rows_supported = False  # queue_job_channel carries limits (18.0)
         self.next_limits_read = 0.0
         self.pending_groups = list(self.limits.claimable)
+        # a group whose claim came back empty is tried again after a backoff
+        # (global limits are usually full: do not lock it on every round), or
+        # at once when one of our jobs in it ends, or when its throttle reopens
+        self.group_retry = {}  # group -> (monotonic time, Backoff)
         self.log = logging.LoggerAdapter(_logger, {})
 
     # -- wake-ups ------------------------------------------------------------
@@ -243,7 +247,7 @@ class DatabaseLoop:
                     if until_eta < timeout:
                         timeout, cause = max(0.0, until_eta) + 0.005, "eta"
                 if reopen is not None and reopen < timeout:
-                    timeout, cause = reopen + 0.005, "throttle"
+                    timeout, cause = reopen + 0.005, "limited-group"
             if self.has_watch():
                 timeout = min(timeout, WATCH_INTERVAL)
             self.sleep(timeout, cause)
@@ -251,24 +255,37 @@ class DatabaseLoop:
     def claim(self):
         """One claim round for the free capacity (limits.claim_round).
 
-        Returns (asked, got, next_eta, seconds until a throttle reopens)."""
+        Returns (asked, got, next_eta, seconds until a limited group is due)."""
         slots = self.runner.slots
         with slots.lock:  # databases of this runner share the node capacity
             buckets, free = slots.buckets()
             if not free:
                 return 0, 0, None, None
+            now = time.monotonic()
+            try_groups = [g for g in self.pending_groups
+                          if self.group_retry.get(g, (0.0, None))[0] <= now]
             t0 = time.perf_counter()
-            jobs, next_eta, self.pending_groups, reopen = limits_mod.claim_round(
+            result = limits_mod.claim_round(
                 self.conn, self.runner_id, slots.tree, [i.bucket for i in slots.inflight.values()],
-                self.limits, free, self.pending_groups)
+                self.limits, free, try_groups)
             self.runner.stats["claim_seconds"] += time.perf_counter() - t0
             self.runner.stats["claims"] += 1
-            for job in jobs:
+            for job in result.jobs:
                 slots.add(self.dbname, job)
-        for job in jobs:
+        if result.pending is not None:
+            self.pending_groups = result.pending
+        for group, (got, wake) in result.tried.items():
+            if got:
+                self.group_retry.pop(group, None)
+            else:
+                backoff = self.group_retry.get(group, (0.0, None))[1] or Backoff(0.05, 1.0)
+                delay = wake if wake is not None else backoff.next()
+                self.group_retry[group] = (now + delay, backoff)
+        due = [t for g, (t, _b) in self.group_retry.items() if g in self.pending_groups]
+        for job in result.jobs:
             self.runner.dispatch(self, job)
-        self.runner.stats["claimed"] += len(jobs)
-        return free, len(jobs), next_eta, reopen
+        self.runner.stats["claimed"] += len(result.jobs)
+        return free, len(result.jobs), result.next_eta, (max(0.0, min(due) - now) if due else None)
 
     def has_watch(self):
         return any(i.outcome is not None for i in self.runner.slots.of(self.dbname))
@@ -288,6 +305,8 @@ class DatabaseLoop:
                 state, token = rows.get(item.job.id, (None, None))
                 if token != item.job.token or state not in ("enqueued", "started"):
                     self.runner.slots.remove(self.dbname, item.job.id)
+                    self.group_retry.pop(self.limits.group_of(claim_mod.normalize_channel(
+                        item.job.channel)), None)  # its group has a free slot now
                     self.runner.stats[f"finished_{state or 'gone'}"] += 1
                 elif state == "started":
                     item.next_check = now + WATCH_INTERVAL  # still running: watch it

@@ -33,9 +33,11 @@ class Node:
             "SELECT channel FROM queue_job WHERE claimed_by = %s AND state IN ('enqueued', 'started')",
             (self.runner_id,))]
         buckets, free = self.tree.buckets(self.tree.count_running(self.running))
-        jobs, _eta, self.pending, _reopen = limits.claim_round(
-            self.conn, self.runner_id, self.tree, self.running, self.limits, free, self.pending)
-        return [j.id for j in jobs]
+        result = limits.claim_round(self.conn, self.runner_id, self.tree, self.running, self.limits,
+                                    free, self.pending)
+        if result.pending is not None:
+            self.pending = result.pending
+        return [j.id for j in result.jobs]
 
     def close(self):
         self.conn.close()
