@@ -64,12 +64,15 @@ def _parse_entries(text):
                 raise ConfigError(f"invalid channels value {text!r}: empty option in {raw!r}; {SYNTAX}")
             options[key] = value if sep else True
         if "throttle" in options:
+            raw = options["throttle"]
             try:
-                options["throttle"] = int(options["throttle"])
+                options["throttle"] = int(raw)
+                if options["throttle"] < 0:
+                    raise ValueError
             except (TypeError, ValueError):
                 raise ConfigError(
-                    f"invalid channels value {text!r}: throttle {options['throttle']!r} of {name!r} "
-                    "must be a number of seconds") from None
+                    f"invalid channels value {text!r}: throttle {raw!r} of {name!r} "
+                    "must be a whole number of seconds >= 0") from None
         if options.get("sequential") and capacity != 1:
             raise ConfigError(
                 f"invalid channels value {text!r}: sequential channel {name!r} must have capacity 1")

@@ -40,6 +40,9 @@ def _add_run(p):
                    help="seconds between dead-runner/dead-job checks (5)")
     p.add_argument("--http-timeout", dest="http_timeout",
                    help="seconds before a runjob request is abandoned (default: none)")
+    p.add_argument("--db-timeout", dest="db_timeout",
+                   help="seconds without answer from PostgreSQL before the connection is "
+                        "dropped and made again (20)")
 
 
 def parser():

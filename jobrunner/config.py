@@ -31,7 +31,9 @@ class Config:
     grace: float = 30.0
     recovery_interval: float = 5.0
     http_timeout: float | None = None  # None: wait for the job to finish
+    db_timeout: float = 20.0  # a database round trip without answer: connection lost
     channel_tree: object = None
+    sources: dict = field(default_factory=dict)  # attribute -> where its value came from
 
     def __repr__(self):  # never print secrets
         return f"Config(channels={self.channels!r}, wakeup={self.wakeup!r}, databases={self.databases!r})"
@@ -51,6 +53,7 @@ _QUEUE_JOB_KEYS = [
     ("grace", "GRACE", "grace"),
     ("recovery_interval", "RECOVERY_INTERVAL", "recovery_interval"),
     ("http_timeout", "HTTP_TIMEOUT", "http_timeout"),
+    ("db_timeout", "DB_TIMEOUT", "db_timeout"),
 ]
 _DB_KEYS = ["host", "port", "user", "password"]
 
@@ -64,7 +67,8 @@ def read_odoo_conf(path):
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path!r}: {exc.strerror}; fix the -c path") from exc
     except configparser.Error as exc:
-        raise ConfigError(f"config file {path!r} is not valid ini: {exc.message.splitlines()[0]}") from exc
+        raise ConfigError(f"config file {path!r} is not valid ini ({exc.message.splitlines()[0]}); "
+                          "fix the file or the -c path") from exc
 
     def section(name):
         if not parser.has_section(name):
@@ -75,14 +79,23 @@ def read_odoo_conf(path):
     return section("queue_job"), section("options")
 
 
-def _number(attr, value, kind=float, minimum=None):
+def _number(cfg, attr, value, kind=float, minimum=None, maximum=None):
+    where = _where(cfg, attr)
     try:
         number = kind(value)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"invalid {attr} value {value!r}: expected a {kind.__name__}") from exc
+        what = "an integer" if kind is int else "a number"
+        raise ConfigError(f"invalid {where} value {value!r}: expected {what}") from exc
     if minimum is not None and number < minimum:
-        raise ConfigError(f"invalid {attr} value {value!r}: must be >= {minimum}")
+        raise ConfigError(f"invalid {where} value {value!r}: must be >= {minimum:g}")
+    if maximum is not None and number > maximum:
+        raise ConfigError(f"invalid {where} value {value!r}: must be <= {maximum:g}")
     return number
+
+
+def _where(cfg, attr):
+    """The setting as the user wrote it: '--poll-max', 'ODOO_QUEUE_JOB_PORT'..."""
+    return cfg.sources.get(attr, attr)
 
 
 def build(args=None, environ=None):
@@ -106,18 +119,24 @@ def resolve(args_d, environ, qj_conf, options):
     if options.get("http_port"):
         cfg.port = options["http_port"]
     for attr, env_suffix, conf_key in _QUEUE_JOB_KEYS:
-        for value in (args_d.get(attr), environ.get("ODOO_QUEUE_JOB_" + env_suffix),
-                      qj_conf.get(conf_key)):
+        for value, source in ((args_d.get(attr), "--" + attr.replace("_", "-")),
+                              (environ.get("ODOO_QUEUE_JOB_" + env_suffix),
+                               "ODOO_QUEUE_JOB_" + env_suffix),
+                              (qj_conf.get(conf_key), f"[queue_job] {conf_key}")):
             if value not in (None, ""):
                 setattr(cfg, attr, value)
+                cfg.sources[attr] = source
                 break
 
     for key in _DB_KEYS:
-        for value in (args_d.get("db_" + key),
-                      environ.get("ODOO_QUEUE_JOB_JOBRUNNER_DB_" + key.upper()),
-                      qj_conf.get("jobrunner_db_" + key), options.get("db_" + key)):
+        for value, source in ((args_d.get("db_" + key), "--db-" + key),
+                              (environ.get("ODOO_QUEUE_JOB_JOBRUNNER_DB_" + key.upper()),
+                               "ODOO_QUEUE_JOB_JOBRUNNER_DB_" + key.upper()),
+                              (qj_conf.get("jobrunner_db_" + key), f"[queue_job] jobrunner_db_{key}"),
+                              (options.get("db_" + key), f"[options] db_{key}")):
             if value not in (None, ""):
                 cfg.db[key] = value
+                cfg.sources["db_" + key] = source
                 break
 
     if args_d.get("database"):
@@ -129,19 +148,25 @@ def resolve(args_d, environ, qj_conf, options):
 
 def validate(cfg):
     if cfg.wakeup not in WAKEUP_MODES:
-        raise ConfigError(f"invalid wakeup value {cfg.wakeup!r}: use one of {', '.join(WAKEUP_MODES)}")
+        raise ConfigError(f"invalid {_where(cfg, 'wakeup')} value {cfg.wakeup!r}: "
+                          f"use one of {', '.join(WAKEUP_MODES)}")
     if cfg.scheme not in ("http", "https"):
-        raise ConfigError(f"invalid scheme value {cfg.scheme!r}: use http or https")
-    cfg.port = _number("port", cfg.port, int, 1)
+        raise ConfigError(f"invalid {_where(cfg, 'scheme')} value {cfg.scheme!r}: use http or https")
+    cfg.port = _number(cfg, "port", cfg.port, int, 1, 65535)
     if "port" in cfg.db:
-        cfg.db["port"] = _number("db port", cfg.db["port"], int, 1)
-    cfg.poll_min = _number("poll_min", cfg.poll_min, float, 0.001)
-    cfg.poll_max = _number("poll_max", cfg.poll_max, float, cfg.poll_min)
-    cfg.grace = _number("grace", cfg.grace, float, 0)
-    cfg.recovery_interval = _number("recovery_interval", cfg.recovery_interval, float, 0.1)
+        cfg.db["port"] = _number(cfg, "db_port", cfg.db["port"], int, 1, 65535)
+    cfg.poll_min = _number(cfg, "poll_min", cfg.poll_min, float, 0.001)
+    cfg.poll_max = _number(cfg, "poll_max", cfg.poll_max, float, cfg.poll_min)
+    cfg.grace = _number(cfg, "grace", cfg.grace, float, 0)
+    cfg.recovery_interval = _number(cfg, "recovery_interval", cfg.recovery_interval, float, 0.1)
     if cfg.http_timeout is not None:
-        cfg.http_timeout = _number("http_timeout", cfg.http_timeout, float, 0.1)
-    cfg.channel_tree = parse_channels(cfg.channels)
+        cfg.http_timeout = _number(cfg, "http_timeout", cfg.http_timeout, float, 0.1)
+    cfg.db_timeout = _number(cfg, "db_timeout", cfg.db_timeout, float, 1)
+    try:
+        cfg.channel_tree = parse_channels(cfg.channels)
+    except ConfigError as exc:
+        where = _where(cfg, "channels")
+        raise ConfigError(str(exc).replace("invalid channels value", f"invalid {where} value", 1)) from None
     return cfg
 
 
@@ -173,7 +198,7 @@ def runner_argv(cfg):
     argv = ["run", "--channels", cfg.channels, "--scheme", cfg.scheme, "--host", cfg.host,
             "--port", str(cfg.port), "--wakeup", cfg.wakeup, "--poll-min", str(cfg.poll_min),
             "--poll-max", str(cfg.poll_max), "--grace", str(cfg.grace),
-            "--recovery-interval", str(cfg.recovery_interval)]
+            "--recovery-interval", str(cfg.recovery_interval), "--db-timeout", str(cfg.db_timeout)]
     if cfg.http_timeout:
         argv += ["--http-timeout", str(cfg.http_timeout)]
     for key in ("host", "port", "user"):

@@ -24,7 +24,7 @@ import traceback
 
 from werkzeug.wrappers import Request, Response
 
-from . import db as dbmod, queries
+from . import db as dbmod, queries, runjob
 
 _logger = logging.getLogger("jobrunner.executor")
 
@@ -148,7 +148,12 @@ class Executor:
             self._prepared.add(dbname)
 
     def _run(self, dbname, uuid, token):
-        conn = self.pool.get(dbname)
+        try:
+            conn = self.pool.get(dbname)
+        except dbmod.OperationalError as exc:
+            _logger.warning("runjob: cannot connect to database %r (%s): job %s not run", dbname,
+                            str(exc).strip().splitlines()[0] if str(exc).strip() else "?", uuid)
+            return Response(f"database {dbname!r} unavailable", status=503)
         try:
             return self._acquire_and_perform(dbname, conn, uuid, token)
         except dbmod.OperationalError:
@@ -161,9 +166,7 @@ class Executor:
         with conn.cursor() as cr:
             self._ensure_log(dbname, cr)
             row = self._acquire(cr, uuid, token)
-            if row is None:
-                _logger.warning("was requested to run job %s, but it does not exist, is not "
-                                "enqueued, carries another token, or is being handled", uuid)
+            if row is None:  # _acquire said why
                 return Response("", status=200)
             job_id, method, args, retry, max_retries, channel, runner_id, enqueued_at = row
             cr.execute(queries.get("executor_add_lock_row"), {"id": job_id})
@@ -216,11 +219,12 @@ class Executor:
             if row is not None:
                 return row
             cr.execute("ROLLBACK")
-            cr.execute(queries.get("executor_peek"), {"uuid": uuid, "token": token})
-            peek = cr.fetchone()
-            if not (peek and peek[0]):
+            reason = runjob.refusal(cr, uuid, token)
+            if reason:
+                _logger.warning("was requested to run job %s, but %s: nothing done", uuid, reason)
                 return None
             time.sleep(0.002 * (attempt + 1))
+        _logger.warning("was requested to run job %s, but it stayed locked: nothing done", uuid)
         return None
 
     def _perform(self, method, args, retry, max_retries):

@@ -20,6 +20,8 @@ claim, whose buckets close the groups' subtrees.
 
 from dataclasses import dataclass, replace
 
+from psycopg2.errors import LockNotAvailable
+
 from . import claim as claim_mod, queries
 from .channels import build_buckets
 from .claim import Bucket, normalize_channel
@@ -148,9 +150,17 @@ def claim_group(conn, runner_id, limits, group, tree, running, limit):
     Returns (jobs, seconds until a throttle of the group reopens or None)."""
     members = limits.members(group)
     with conn.cursor() as cr:
-        cr.execute("BEGIN")
+        # A runner that vanishes inside this transaction (network cut) must
+        # not hold the group for long: the server ends its session after 10 s
+        # idle in transaction, and the others give up waiting after 5 s.
+        cr.execute("BEGIN; SET LOCAL lock_timeout = '5s'; "
+                   "SET LOCAL idle_in_transaction_session_timeout = '10s'")
         try:
-            cr.execute(queries.get("group_lock"), {"group": group})
+            try:
+                cr.execute(queries.get("group_lock"), {"group": group})
+            except LockNotAvailable:
+                cr.execute("ROLLBACK")
+                return [], None  # held elsewhere for long: try again later
             cr.execute(queries.get("group_state"), {
                 "names": [m.name for m in members],
                 "shorts": ["" if m.name == "root" else m.name[5:] for m in members],

@@ -27,6 +27,10 @@ _logger = logging.getLogger("jobrunner.runner")
 
 KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3,
              "keepalives_count": 3, "connect_timeout": 10}
+# The server's side of the same: a runner cut off by the network loses its
+# session, hence its liveness lock, within ~20 s instead of the OS's 2 hours.
+SERVER_KEEPALIVE = ("SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 3; "
+                    "SET tcp_keepalives_count = 3")
 WATCH_INTERVAL = 1.0  # re-check of started jobs whose HTTP request ended early
 DEAD_JOB_GRACE = 10.0  # seconds between `started` commit and the lock row (OCA's)
 
@@ -120,6 +124,7 @@ class DatabaseLoop:
         self.ctl = dbmod.connect(self.cfg.db, self.dbname,
                                  application_name="queue-job-runner-control", **KEEPALIVE)
         with self.ctl.cursor() as cr:
+            cr.execute(SERVER_KEEPALIVE)
             cr.execute(queries.get("runner_next_id"))
             self.runner_id = cr.fetchone()[0]
             cr.execute(queries.get("runner_lock"), {"id": self.runner_id})
@@ -501,6 +506,7 @@ def main(args):
 
     green.patch()
     cfg = config_mod.build(args)
+    green.DB_TIMEOUT = cfg.db_timeout
     if cfg.channel_tree.root_capacity == 0:
         _logger.warning("channels %r give root capacity 0: this runner claims nothing", cfg.channels)
     runner = Runner(cfg)

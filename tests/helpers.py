@@ -76,6 +76,24 @@ class Database:
              "created": date_created, "spread": spread_seconds},
         )]
 
+    def insert_rows(self, rows):
+        """Jobs that differ: rows of (channel, priority, date_created, eta,
+        method_name, args); returns their ids in order."""
+        cols = list(zip(*rows))
+        return [r[0] for r in self.execute(
+            """
+            INSERT INTO queue_job (uuid, name, model_name, method_name, records, args, kwargs,
+                                   func_string, state, priority, date_created, eta, retry,
+                                   max_retries, channel, channel_method_name)
+            SELECT md5(random()::text || r.ord::text), 'job ' || r.ord, 'queue.job', r.method, '{}',
+                   r.args::jsonb, '{}', 'f()', 'pending', r.priority, r.created, r.eta, 0, 5, r.channel,
+                   '<queue.job>.' || r.method
+            FROM unnest(%s::varchar[], %s::int[], %s::timestamp[], %s::timestamp[], %s::varchar[],
+                        %s::varchar[]) WITH ORDINALITY AS r(channel, priority, created, eta, method, args, ord)
+            ORDER BY r.ord
+            RETURNING id
+            """, [list(c) for c in cols])]
+
     def states(self):
         return dict(self.execute("SELECT state, count(*) FROM queue_job GROUP BY state"))
 

@@ -56,31 +56,6 @@ def test_precedence_cli_then_env_then_odoo_conf(tmp_path):
     assert cfg.channels == "root:5" and cfg.db["host"] == "clihost" and cfg.databases == ["c"]
 
 
-@pytest.mark.parametrize("argv, fragment", [
-    (["--channels", "root:x"], "'root:x'"),
-    (["--channels", "root:4,sub:2:sequential"], "sequential channel 'sub' must have capacity 1"),
-    (["--channels", "root:4,:2"], "missing channel name"),
-    (["--channels", "root:4,sub:1:throttle=soon"], "throttle 'soon'"),
-    (["--wakeup", "sometimes"], "invalid wakeup value 'sometimes': use one of notify, poll"),
-    (["--port", "eighty"], "invalid port value 'eighty'"),
-    (["--poll-max", "0.01", "--poll-min", "1"], "invalid poll_max value"),
-    (["--scheme", "ftp"], "invalid scheme value 'ftp'"),
-])
-def test_bad_values_exit_2_with_one_line(argv, fragment):
-    res = subprocess.run([sys.executable, "-m", "jobrunner", "run", "-d", "x", *argv],
-                         capture_output=True, text=True, timeout=60)
-    assert res.returncode == 2
-    assert res.stderr.count("\n") == 1, res.stderr
-    assert fragment in res.stderr
-
-
-def test_missing_config_file_is_one_line():
-    res = subprocess.run([sys.executable, "-m", "jobrunner", "run", "-c", "/nonexistent/odoo.conf"],
-                         capture_output=True, text=True, timeout=60)
-    assert res.returncode == 2 and "/nonexistent/odoo.conf" in res.stderr
-    assert res.stderr.count("\n") == 1
-
-
 def test_channel_parsing_follows_oca():
     tree = parse_channels("root : 4,\n sub:2 ,\n root.sub.deep:1:throttle=5:global\n,\n")
     names = {c.name: c for c in tree.channels}

@@ -19,24 +19,6 @@ def start_four(qdb, pg_cluster, procs, channels):
     wait_until(lambda: registered_runners(qdb) == 4, message="4 runners")
 
 
-def insert_rows(qdb, rows):
-    """rows: (channel, priority, date_created, eta, method_name, args)."""
-    cols = list(zip(*rows))
-    return [r[0] for r in qdb.execute(
-        """
-        INSERT INTO queue_job (uuid, name, model_name, method_name, records, args, kwargs, func_string,
-                               state, priority, date_created, eta, retry, max_retries, channel,
-                               channel_method_name)
-        SELECT md5(random()::text || r.ord::text), 'job ' || r.ord, 'queue.job', r.method, '{}',
-               r.args::jsonb, '{}', 'f()', 'pending', r.priority, r.created, r.eta, 0, 5, r.channel,
-               '<queue.job>.' || r.method
-        FROM unnest(%s::varchar[], %s::int[], %s::timestamp[], %s::timestamp[], %s::varchar[],
-                    %s::varchar[]) WITH ORDINALITY AS r(channel, priority, created, eta, method, args, ord)
-        ORDER BY r.ord
-        RETURNING id
-        """, [list(c) for c in cols])]
-
-
 def executions(qdb, channel):
     return qdb.execute(
         "SELECT job_id, enqueued_at, started_at, ended_at, outcome FROM jobrunner_execution "
@@ -72,7 +54,7 @@ def test_sequential_channel_across_four_runners(qdb, pg_cluster, procs):
         method, args = ("fail", "[]") if rnd.random() < 0.02 else ("sleep_ms", f"[{rnd.randint(0, 4)}]")
         rows.append(("root.seq", rnd.choice([5, 10, 15]), base + timedelta(milliseconds=rnd.randint(0, 10**6)),
                      eta, method, args))
-    ids = insert_rows(qdb, rows)
+    ids = qdb.insert_rows(rows)
     jobs = {i: (p, c, i, e) for i, (_ch, p, c, e, _m, _a) in zip(ids, rows)}
     failing = {i for i, r in zip(ids, rows) if r[4] == "fail"}
     assert failing  # the seed gives some
@@ -113,7 +95,7 @@ def test_global_capacity_over_four_runners_and_a_free_sibling(qdb, pg_cluster, p
     now = datetime.utcnow() - timedelta(hours=1)
     lim = [("root.lim", 10, now + timedelta(seconds=i), None, "sleep_ms", "[150]") for i in range(60)]
     free = [("root.free", 10, now + timedelta(seconds=i), None, "sleep_ms", "[50]") for i in range(400)]
-    insert_rows(qdb, lim + free)
+    qdb.insert_rows(lim + free)
     start_four(qdb, pg_cluster, procs, "root:5,root.lim:3:global")
     wait_until(lambda: qdb.states() == {"done": 460}, timeout=180, message="the drain")
     lim_runs = executions(qdb, "root.lim")
@@ -128,7 +110,7 @@ def test_global_capacity_over_four_runners_and_a_free_sibling(qdb, pg_cluster, p
 
 def test_throttle_spaces_starts_across_four_runners(qdb, pg_cluster, procs):
     now = datetime.utcnow() - timedelta(hours=1)
-    insert_rows(qdb, [("root.thr", 10, now + timedelta(seconds=i), None, "sleep_ms", "[50]")
+    qdb.insert_rows([("root.thr", 10, now + timedelta(seconds=i), None, "sleep_ms", "[50]")
                       for i in range(6)])
     start_four(qdb, pg_cluster, procs, "root:5,root.thr:4:throttle=1")
     wait_until(lambda: qdb.states() == {"done": 6}, timeout=60, message="the drain")

@@ -359,13 +359,6 @@ RETURNING id;
 UPDATE jobrunner_execution SET ended_at = clock_timestamp(), outcome = %(outcome)s
 WHERE id = %(log_id)s;
 
--- name: executor_peek
--- After an empty acquire: is the job still enqueued with this token? Then a
--- row lock was only passing (another runner's claim scan had locked the row
--- for the length of its statement) and trying again is right.
-SELECT state = 'enqueued' AND claim_token IS NOT DISTINCT FROM %(token)s
-FROM queue_job WHERE uuid = %(uuid)s;
-
 -- name: stock_trigger_present
 SELECT count(*) = 3 FROM information_schema.triggers
 WHERE event_object_table = 'queue_job' AND trigger_name = 'queue_job_notify'

@@ -6,7 +6,7 @@ from odoo import SUPERUSER_ID, http
 
 from odoo.addons.queue_job.controllers.main import RunJobController
 
-from jobrunner import queries
+from jobrunner import queries, runjob
 
 from .. import flag
 
@@ -41,20 +41,11 @@ class SkipLockedRunJobController(RunJobController):
             cr.execute(queries.get("runjob_lock"), {"uuid": job_uuid, "token": token})
             if cr.fetchone():
                 return True
-            cr.execute(queries.get("runjob_claim_of"), {"uuid": job_uuid, "token": token})
-            row = cr.fetchone()
-            if row is None:
-                reason = "it does not exist"
-            elif row[0] != "enqueued":
-                reason = f"it is {row[0]}"
-            elif not row[2]:
-                reason = ("the request has no token but the job was claimed with one"
-                          if not token else "the request's token is not the job's current claim")
-            else:
-                time.sleep(0.002 * (attempt + 1))  # ours, locked for an instant
-                continue
-            _logger.warning("was requested to run job %s, but %s: nothing done", job_uuid, reason)
-            return False
+            reason = runjob.refusal(cr, job_uuid, token)
+            if reason:
+                _logger.warning("was requested to run job %s, but %s: nothing done", job_uuid, reason)
+                return False
+            time.sleep(0.002 * (attempt + 1))  # ours, locked for an instant
         _logger.warning("was requested to run job %s, but it stayed locked: nothing done "
                         "(the runner hands it back)", job_uuid)
         return False

@@ -1,0 +1,8 @@
+"""Stand-in for odoo.addons.queue_job.job: the state names channels.py imports."""
+WAIT_DEPENDENCIES = "wait_dependencies"
+PENDING = "pending"
+ENQUEUED = "enqueued"
+CANCELLED = "cancelled"
+DONE = "done"
+STARTED = "started"
+FAILED = "failed"

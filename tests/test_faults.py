@@ -1,0 +1,242 @@
+"""Faults on real processes and a real PostgreSQL, on loopback, bounded in
+time: killed runners and executors, a saturated executor, a network cut, a
+chaos drain with a PostgreSQL restart. Nothing lost, nothing run twice.
+
+These tests restart their PostgreSQL, so they get a cluster of their own."""
+
+import random
+import re
+import socket
+import time
+from collections import defaultdict
+from datetime import timedelta
+
+import pytest
+
+from jobrunner import queries
+from jobrunner.pgcluster import Cluster, free_port
+
+from .helpers import Database, wait_until
+from .netproxy import CutProxy
+from .procs import start_executor, start_runner
+
+UNANSWERED_END = timedelta(seconds=0.5)  # > the longest job: see overlapping()
+
+
+@pytest.fixture(scope="module")
+def fault_cluster():
+    with Cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def fdb(fault_cluster, request):
+    name = "f_" + re.sub(r"\W", "_", request.node.name)[:40].lower()
+    fault_cluster.createdb(name)
+    db = Database(fault_cluster, name, "17")
+    db.execute(queries.sql_file("stock/queue_job_17.sql"))
+    db.migrate()
+    yield db
+    db.close()
+
+
+def runner_ids_of(db, pid):
+    return [r[0] for r in db.execute("SELECT id FROM queue_job_runner WHERE pid = %s", (pid,))]
+
+
+def live_runners(db):
+    return db.scalar("SELECT count(*) FROM queue_job_runner")
+
+
+def executions_by_job(db):
+    runs = defaultdict(list)
+    for job_id, start, end, outcome in db.execute(
+            "SELECT job_id, started_at, ended_at, outcome FROM jobrunner_execution ORDER BY started_at"):
+        runs[job_id].append((start, end, outcome))
+    return runs
+
+
+def overlapping(runs):
+    """Jobs with two executions open at once. An execution whose end was
+    never recorded (its connection died with PostgreSQL or its executor)
+    ended, at the latest, when its job's code did: jobs here last < 0.5 s."""
+    bad = []
+    for job_id, execs in runs.items():
+        for (s1, e1, _), (s2, _e2, _) in zip(execs, execs[1:]):
+            if (e1 or s1 + UNANSWERED_END) > s2:
+                bad.append(job_id)
+    return bad
+
+
+def test_killed_runner_claims_run_elsewhere_within_15s(fdb, fault_cluster, procs):
+    hole = socket.create_server(("127.0.0.1", free_port()), backlog=128)  # accepts, never answers
+    try:
+        stuck = start_runner(fault_cluster, [fdb.name], hole.getsockname()[1], "--channels", "root:50")
+        procs.append(stuck)
+        wait_until(lambda: live_runners(fdb) == 1)
+        [stuck_id] = runner_ids_of(fdb, stuck.pid)
+        fdb.insert_jobs(50)
+        wait_until(lambda: fdb.scalar("SELECT count(*) FROM queue_job WHERE state = 'enqueued' "
+                                      "AND claimed_by = %s", (stuck_id,)) == 50, message="50 claims")
+        executor = start_executor(fault_cluster)
+        procs.append(executor)
+        procs.append(start_runner(fault_cluster, [fdb.name], executor.port, "--channels", "root:8"))
+        wait_until(lambda: live_runners(fdb) == 2)
+        assert fdb.states() == {"enqueued": 50}  # a live runner's claims are left alone
+        stuck.kill()
+        t0 = time.monotonic()
+        wait_until(lambda: fdb.states() == {"done": 50}, timeout=15, message="the 50 jobs to run elsewhere")
+        assert time.monotonic() - t0 < 15
+        runs = executions_by_job(fdb)
+        assert len(runs) == 50 and all(len(r) == 1 for r in runs.values())
+    finally:
+        hole.close()
+
+
+def test_killed_executor_job_is_requeued_then_done_or_found_dead(fdb, fault_cluster, procs):
+    executor = start_executor(fault_cluster)
+    procs.append(executor)
+    runner = start_runner(fault_cluster, [fdb.name], executor.port, "--channels", "root:4",
+                          "--recovery-interval", "1")
+    procs.append(runner)
+    wait_until(lambda: live_runners(fdb) == 1)
+    [again] = fdb.insert_jobs(1, method_name="sleep", args="[3]", max_retries=3)
+    [dead] = fdb.insert_jobs(1, method_name="sleep", args="[3]", max_retries=1)
+    fdb.execute("UPDATE queue_job SET retry = 2 WHERE id = %s", (dead,))  # its last allowed try
+    wait_until(lambda: fdb.states() == {"started": 2}, message="both started")
+    executor.kill()  # mid-run: the lock rows are free, the jobs stay `started`
+    wait_until(lambda: fdb.scalar("SELECT state FROM queue_job WHERE id = %s", (dead,)) == "failed",
+               timeout=30, message="the job past max_retries to fail")
+    assert fdb.execute("SELECT exc_name, retry FROM queue_job WHERE id = %s", (dead,)) == [("JobFoundDead", 3)]
+    wait_until(lambda: f"re-queued job uuid={fdb.scalar('SELECT uuid FROM queue_job WHERE id = %s', (again,))}"
+               in runner.output(), timeout=30, message="the requeue of the other")
+    assert fdb.scalar("SELECT retry FROM queue_job WHERE id = %s", (again,)) == 1  # retry+1
+    executor = start_executor(fault_cluster, port=executor.port)  # back on its port
+    procs.append(executor)
+    wait_until(lambda: fdb.scalar("SELECT state FROM queue_job WHERE id = %s", (again,)) == "done",
+               timeout=30, message="the requeued job to be done")
+    assert len(executions_by_job(fdb)[again]) == 2  # the killed try and the good one
+
+
+def test_saturated_executor_claims_stay_enqueued_60s_untouched(fdb, fault_cluster, procs):
+    executor = start_executor(fault_cluster, "--workers", "1")  # one Odoo worker, busy
+    procs.append(executor)
+    runner = start_runner(fault_cluster, [fdb.name], executor.port, "--channels", "root:5",
+                          "--recovery-interval", "1")
+    procs.append(runner)
+    wait_until(lambda: live_runners(fdb) == 1)
+    [long_job] = fdb.insert_jobs(1, method_name="sleep", args="[63]")
+    wait_until(lambda: fdb.states() == {"started": 1}, message="the long job to hold the worker")
+    waiting = fdb.insert_jobs(4)
+    wait_until(lambda: fdb.states() == {"started": 1, "enqueued": 4}, message="1 running, 4 waiting")
+    before = fdb.execute("SELECT id, claim_token, date_enqueued FROM queue_job WHERE state = 'enqueued' "
+                         "ORDER BY id")
+    for _ in range(12):  # 60 s, looked at every 5 s: nothing requeued, nothing sent twice
+        time.sleep(5)
+        assert fdb.execute("SELECT id, claim_token, date_enqueued FROM queue_job WHERE state = 'enqueued' "
+                           "ORDER BY id") == before
+        assert fdb.scalar("SELECT count(*) FROM jobrunner_execution") == 1
+    assert "re-queued" not in runner.output()
+    wait_until(lambda: fdb.states() == {"done": 5}, timeout=30, message="the drain")
+    runs = executions_by_job(fdb)
+    assert sorted(runs) == sorted([long_job] + waiting) and all(len(r) == 1 for r in runs.values())
+
+
+def test_network_cut_of_30s_between_a_runner_and_postgresql(fdb, fault_cluster, procs):
+    proxy = CutProxy(fault_cluster.host, fault_cluster.port)
+    try:
+        executor = start_executor(fault_cluster)
+        procs.append(executor)
+        procs.append(start_runner(fault_cluster, [fdb.name], executor.port, "--channels", "root:4"))
+        cut = start_runner(fault_cluster, [fdb.name], executor.port, "--channels", "root:4",
+                           "--db-port", str(proxy.port), "--db-timeout", "5")
+        procs.append(cut)
+        wait_until(lambda: live_runners(fdb) == 2)
+        fdb.insert_jobs(600, method_name="sleep_ms", args="[100]")
+        [cut_id] = runner_ids_of(fdb, cut.pid)
+        wait_until(lambda: fdb.scalar("SELECT count(*) FROM queue_job WHERE claimed_by = %s", (cut_id,)) >= 20,
+                   message="the runner behind the proxy to work")
+        proxy.cut()
+        time.sleep(30)  # the cut itself
+        proxy.heal()
+        wait_until(lambda: fdb.states() == {"done": 600}, timeout=90, message="the drain after the cut")
+        # it resumes by itself: a new registration of the same process claims new jobs
+        wait_until(lambda: [i for i in runner_ids_of(fdb, cut.pid) if i != cut_id], timeout=60,
+                   message="the cut runner to reconnect")
+        fdb.insert_jobs(400, method_name="sleep_ms", args="[20]")
+        wait_until(lambda: fdb.states() == {"done": 1000}, timeout=90, message="the second drain")
+        resumed = [i for i in runner_ids_of(fdb, cut.pid) if i != cut_id]
+        assert fdb.scalar("SELECT count(*) FROM queue_job WHERE claimed_by = ANY(%s)", (resumed,)) > 0
+        assert cut.alive()
+        runs = executions_by_job(fdb)
+        assert len(runs) == 1000 and all(len(r) == 1 for r in runs.values())  # none twice
+    finally:
+        proxy.close()
+
+
+def test_chaos_10000_jobs_kill_9_runners_and_restart_postgresql(fdb, fault_cluster, procs):
+    rnd = random.Random(6)
+    rows, designed_to_fail = [], 0
+    base = fdb.scalar("SELECT now() AT TIME ZONE 'utc'") - timedelta(hours=1)
+    for i in range(10000):
+        if rnd.random() < 0.01:
+            rows.append(("root", 10, base, None, "fail", "[]"))
+            designed_to_fail += 1
+        else:
+            rows.append(("root", 10, base, None, "sleep_ms", f"[{rnd.randint(0, 200)}]"))
+    fdb.insert_rows(rows)
+    executor = start_executor(fault_cluster)
+    procs.append(executor)
+    args = ("--channels", "root:8", "--recovery-interval", "1", "--db-timeout", "5")
+    runners = [start_runner(fault_cluster, [fdb.name], executor.port, *args) for _ in range(4)]
+    procs.extend(runners)
+
+    def left():
+        return fdb.scalar("SELECT count(*) FROM queue_job WHERE state NOT IN ('done', 'failed')")
+
+    deadline = time.monotonic() + 300
+    restarted = False
+    kills = 0
+    while left() and time.monotonic() < deadline:
+        time.sleep(2)  # the chaos period
+        victim = rnd.randrange(4)
+        runners[victim].kill()
+        kills += 1
+        runners[victim] = start_runner(fault_cluster, [fdb.name], executor.port, *args)
+        procs.append(runners[victim])
+        if not restarted and kills == 5:
+            fdb.close()
+            fault_cluster.restart()
+            restarted = True
+    assert restarted and kills >= 5
+    wait_until(lambda: not left(), timeout=120, message="every job to end")
+    states = fdb.states()
+    assert states == {"done": 10000 - designed_to_fail, "failed": designed_to_fail}, states
+    assert fdb.scalar("SELECT count(*) FROM queue_job WHERE state = 'failed' AND method_name <> 'fail'") == 0
+    runs = executions_by_job(fdb)
+    assert overlapping(runs) == []
+    done_runs = defaultdict(int)
+    for job_id, execs in runs.items():
+        done_runs[job_id] = sum(1 for *_x, outcome in execs if outcome == "done")
+    assert all(done_runs[j] == 1 for (j,) in fdb.execute("SELECT id FROM queue_job WHERE state = 'done'"))
+
+
+def test_runner_never_logs_passwords(fdb, fault_cluster, procs):
+    secret = "s3cr3t-Pw"
+    executor = start_executor(fault_cluster)
+    procs.append(executor)
+    down = start_runner(fault_cluster, [fdb.name], executor.port, "--db-port", str(free_port()),
+                        "--db-password", secret, "--log-level", "DEBUG")
+    procs.append(down)
+    wait_until(lambda: down.output().count("unreachable") >= 2, message="two failed attempts")
+    up = start_runner(fault_cluster, [fdb.name], executor.port, "--log-level", "DEBUG",
+                      env={"ODOO_QUEUE_JOB_JOBRUNNER_DB_PASSWORD": secret,
+                           "ODOO_QUEUE_JOB_HTTP_AUTH_PASSWORD": secret,
+                           "ODOO_QUEUE_JOB_HTTP_AUTH_USER": "u"})
+    procs.append(up)
+    fdb.insert_jobs(5)
+    wait_until(lambda: fdb.states() == {"done": 5})
+    up.terminate()
+    for proc in (down, up, executor):
+        assert secret not in proc.output()
+        assert "password=" not in proc.output()
