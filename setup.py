@@ -25,6 +25,9 @@ setup(
     install_requires=["psycopg2-binary>=2.8", "werkzeug>=2.0", "gevent>=22.10"],
     extras_require={
         "test": ["pytest>=7", "pytest-postgresql>=6", "pytest-timeout", "pylint-odoo"],
+        # benchmarks only: PNG plots of benchmarks/RESULTS.md; OCA's runner
+        # (downloaded by the benchmark itself) needs requests
+        "bench": ["matplotlib", "requests"],
     },
     entry_points={"console_scripts": ["queue-job-runner=jobrunner.cli:main"]},
 )

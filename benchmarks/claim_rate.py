@@ -6,25 +6,20 @@ jobs by claiming in batches of 1, 10 and 100 (claims only, no dispatch).
 
 import argparse
 
-from tests.helpers import Database
 from tests.procs import concurrent_claims
 
-from .common import cluster, create_db, environment, fmt
+from .common import Section, bench_db, fmt
 
 
-def main(argv):
-    p = argparse.ArgumentParser()
+def run(argv):
+    p = argparse.ArgumentParser(prog="python -m benchmarks claim_rate")
     p.add_argument("--jobs", type=int, default=20000)
     p.add_argument("--processes", type=int, default=8)
     p.add_argument("--reps", type=int, default=3)
     args = p.parse_args(argv)
-    c = cluster()
-    try:
-        conn = create_db(c, "bench")
-        db = Database(c, "bench", "17")
-        print(f"claim rate, {args.processes} processes, {args.jobs} jobs; {environment(conn)}")
-        print("| batch | jobs claimed/s | claim statements/s |")
-        print("|---|---|---|")
+    with bench_db() as (c, db, env):
+        rows = ["| batch | jobs claimed/s | claim statements/s |", "|---|---|---|"]
+        res = {}
         for batch in (1, 10, 100):
             rates, stmts = [], []
             for _ in range(args.reps):
@@ -37,9 +32,9 @@ def main(argv):
                 assert claimed == args.jobs
                 rates.append(claimed / wall)
                 stmts.append(sum(len(r["sizes"]) + 1 for r in results) / wall)
-            print(f"| {batch} | {fmt(rates)} | {fmt(stmts)} |")
-        db.close()
-        conn.close()
-    finally:
-        c.destroy()
-    return 0
+            rows.append(f"| {batch} | {fmt(rates)} | {fmt(stmts)} |")
+            res[batch] = rates
+        body = "\n".join(rows) + (f"\n\n{args.processes} OS processes drain {args.jobs:,} pending jobs by "
+                                  f"claiming (claims only), {args.reps} repetitions.")
+        return Section("Claim rate of the SKIP LOCKED engine", "python -m benchmarks claim_rate", body, env,
+                       [], res)

@@ -10,10 +10,10 @@ channel in both runs, and the ratio (target >= 0.8).
 import argparse
 from datetime import datetime, timedelta
 
-from tests.helpers import Database, wait_until
+from tests.helpers import wait_until
 from tests.procs import registered_runners, start_executor, start_runner
 
-from .common import cluster, create_db, environment, fmt
+from .common import Section, bench_db, fmt
 
 CHANNELS = "root:5,root.lim:3:global"
 
@@ -42,16 +42,12 @@ def drain(c, db, jobs, limited):
             p.close()
 
 
-def main(argv):
-    p = argparse.ArgumentParser()
+def run(argv):
+    p = argparse.ArgumentParser(prog="python -m benchmarks limits")
     p.add_argument("--jobs", type=int, default=3000)
     p.add_argument("--reps", type=int, default=3)
     args = p.parse_args(argv)
-    c = cluster()
-    try:
-        conn = create_db(c, "bench", trigger=False)
-        db = Database(c, "bench", "17")
-        print(f"limits: 4 runners x {CHANNELS}, {args.jobs} no-op jobs in root.free; {environment(conn)}")
+    with bench_db() as (c, db, env):
         alone, beside, ratios = [], [], []
         for _ in range(args.reps):
             a = drain(c, db, args.jobs, limited=False)
@@ -59,15 +55,13 @@ def main(argv):
             alone.append(a)
             beside.append(b)
             ratios.append(b / a)
-        print("| root.free | jobs/s |")
-        print("|---|---|")
-        print(f"| alone | {fmt(alone)} |")
-        print(f"| beside root.lim:3:global backlog | {fmt(beside)} |")
         ratios.sort()
-        print(f"ratio beside/alone: median {ratios[len(ratios) // 2]:.2f} "
-              f"[{ratios[0]:.2f}–{ratios[-1]:.2f}]")
-        db.close()
-        conn.close()
-    finally:
-        c.destroy()
-    return 0
+        body = "\n".join([
+            "| root.free | jobs/s |", "|---|---|", f"| alone | {fmt(alone)} |",
+            f"| beside root.lim:3:global backlog | {fmt(beside)} |"]) + (
+            f"\n\nRatio beside/alone: median {ratios[len(ratios) // 2]:.2f} "
+            f"[{ratios[0]:.2f}–{ratios[-1]:.2f}] (target ≥ 0.8). 4 runner processes ({CHANNELS} each), "
+            f"{args.jobs:,} no-op jobs in root.free, then the same beside {args.jobs // 10:,} 100-ms jobs "
+            f"in root.lim (older: first in OCA order); {args.reps} repetitions.")
+        return Section("Global limits do not slow unlimited channels", "python -m benchmarks limits", body,
+                       env, [], {"alone": alone, "beside": beside, "ratios": ratios})

@@ -6,11 +6,13 @@ next to the stand-ins of benchmarks/oca_standin/ (the few `odoo` names they
 import), and the runner runs in its own process, as Odoo would run it.
 """
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -65,10 +67,83 @@ class OcaRunner:
             "QJSL_BENCH_HTTP_PORT": str(executor_port),
             "ODOO_QUEUE_JOB_CHANNELS": channels,
         }
-        code = ("import logging; logging.basicConfig(level=logging.WARNING); "
+        # its "ready" line, then WARNING and up: no log line per job (an upper
+        # bound for OCA: Odoo's default INFO would log one per dispatch)
+        code = ("import logging; logging.basicConfig(level=logging.INFO); "
+                "logging.getLogger().handlers[0].addFilter("
+                "lambda r: r.levelno >= logging.WARNING or 'ready for db' in r.getMessage()); "
                 "from odoo.addons.queue_job.jobrunner.runner import QueueJobRunner; "
                 "QueueJobRunner.from_environ_or_config().run()")
         return Proc(["-c", code], env=env)
 
     def close(self):
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class SideBySide:
+    """What the OCA comparisons share: a cluster with `bench_oca` (stock
+    trigger, for OCA's runner) and `bench_ours` (our schema, no trigger, as
+    with the flag on), one reference executor, OCA's runner laid out."""
+
+    def __init__(self, executor_args=("--no-record",)):
+        self.executor_args = executor_args
+
+    def __enter__(self):
+        from tests.helpers import Database
+        from tests.procs import start_executor
+
+        from .common import cluster, create_db, environment
+
+        self.c = cluster()
+        try:
+            self.oca_runner = OcaRunner()
+            self._conns = [create_db(self.c, "bench_oca", trigger=True),
+                           create_db(self.c, "bench_ours", trigger=False)]
+            self.db_oca = Database(self.c, "bench_oca", "17")
+            self.db_ours = Database(self.c, "bench_ours", "17")
+            self.env = environment(self._conns[1])
+            self.executor = start_executor(self.c, *self.executor_args)
+        except BaseException:
+            self.c.destroy()
+            raise
+        return self
+
+    @contextlib.contextmanager
+    def ours(self, channels="root:4", *extra, processes=1):
+        """Our runner(s) on bench_ours, registered and settled."""
+        from tests.helpers import wait_until
+        from tests.procs import start_runner
+
+        procs = [start_runner(self.c, ["bench_ours"], self.executor.port, "--channels", channels,
+                              "--log-level", "WARNING", *extra) for _ in range(processes)]
+        try:
+            wait_until(lambda: self.db_ours.scalar("SELECT count(*) FROM queue_job_runner") == processes,
+                       message="our runners")
+            time.sleep(1)  # settle, as the peers got
+            yield procs
+        finally:
+            for p in procs:
+                p.terminate()
+                p.close()
+
+    @contextlib.contextmanager
+    def oca(self, channels="root:4"):
+        """OCA's runner on bench_oca, listening and settled."""
+        from tests.helpers import wait_until
+
+        proc = self.oca_runner.start(self.c, "bench_oca", self.executor.port, channels)
+        try:
+            wait_until(lambda: "ready for db" in proc.output(), timeout=60, message="OCA's runner")
+            time.sleep(1)
+            yield proc
+        finally:
+            proc.close()
+
+    def __exit__(self, *exc):
+        try:
+            self.executor.close()
+            for d in (self.db_oca, self.db_ours, *self._conns):
+                d.close()
+            self.oca_runner.close()
+        finally:
+            self.c.destroy()

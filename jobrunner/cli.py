@@ -37,7 +37,7 @@ def _add_run(p):
     p.add_argument("--poll-max", dest="poll_max", help="idle backoff cap, seconds (5)")
     p.add_argument("--grace", help="seconds to wait for jobs in flight at stop (30)")
     p.add_argument("--recovery-interval", dest="recovery_interval",
-                   help="seconds between dead-runner/dead-job checks (5)")
+                   help="seconds between dead-runner/dead-job checks (8)")
     p.add_argument("--http-timeout", dest="http_timeout",
                    help="seconds before a runjob request is abandoned (default: none)")
     p.add_argument("--db-timeout", dest="db_timeout",

@@ -29,7 +29,7 @@ class Config:
     poll_min: float = 0.05
     poll_max: float = 5.0
     grace: float = 30.0
-    recovery_interval: float = 5.0
+    recovery_interval: float = 8.0  # a dead runner is seen within 8 s; idle cost 1/8 q/s
     http_timeout: float | None = None  # None: wait for the job to finish
     db_timeout: float = 20.0  # a database round trip without answer: connection lost
     channel_tree: object = None

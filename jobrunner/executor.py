@@ -71,6 +71,11 @@ JOBS = {
 }
 
 
+def _q(name):
+    """A named query without its final semicolon, to send with others."""
+    return queries.get(name).rstrip().rstrip(";")
+
+
 class ConnectionPool:
     """A bounded pool of autocommit connections per database."""
 
@@ -169,17 +174,18 @@ class Executor:
             if row is None:  # _acquire said why
                 return Response("", status=200)
             job_id, method, args, retry, max_retries, channel, runner_id, enqueued_at = row
-            cr.execute(queries.get("executor_add_lock_row"), {"id": job_id})
+            # statements that return nothing travel together: fewer round trips
             log_id = None
             if self.record:
-                cr.execute(queries.get("execution_log_start"),
+                cr.execute(_q("executor_add_lock_row") + "; " + _q("execution_log_start"),
                            {"id": job_id, "token": token, "runner": runner_id,
                             "channel": channel, "pid": self.pid, "enqueued_at": enqueued_at})
                 log_id = cr.fetchone()[0]
-            cr.execute("COMMIT")
+                cr.execute("COMMIT")
+            else:
+                cr.execute(_q("executor_add_lock_row") + "; COMMIT", {"id": job_id})
 
-            cr.execute("BEGIN")
-            cr.execute(queries.get("executor_hold_lock"), {"id": job_id})
+            cr.execute("BEGIN; " + _q("executor_hold_lock"), {"id": job_id})
             if cr.fetchone() is None:
                 cr.execute("ROLLBACK")
                 _logger.warning("job %s: lock row not available, left to recovery", uuid)
@@ -201,11 +207,11 @@ class Executor:
                             "exc_message": str(exc), "exc_info": traceback.format_exc()},
                            log_id, "failed")
                 return Response("job failed", status=500)
-            cr.execute(queries.get("executor_done"),
-                       {"id": job_id, "retry": retry, "result": str(result)})
+            done = _q("executor_done")
             if log_id is not None:
-                cr.execute(queries.get("execution_log_end"), {"log_id": log_id, "outcome": "done"})
-            cr.execute("COMMIT")
+                done += "; " + _q("execution_log_end")
+            cr.execute(done + "; COMMIT", {"id": job_id, "retry": retry, "result": str(result),
+                                           "log_id": log_id, "outcome": "done"})
             return Response("", status=200)
 
     def _acquire(self, cr, uuid, token, attempts=25):
@@ -213,8 +219,7 @@ class Executor:
         not ours to run. SKIP LOCKED never waits on a lock; a lock that is
         only passing (a claim scan) is retried for a few milliseconds."""
         for attempt in range(attempts):
-            cr.execute("BEGIN")
-            cr.execute(queries.get("executor_acquire"), {"uuid": uuid, "token": token, "pid": self.pid})
+            cr.execute("BEGIN; " + _q("executor_acquire"), {"uuid": uuid, "token": token, "pid": self.pid})
             row = cr.fetchone()
             if row is not None:
                 return row

@@ -32,6 +32,7 @@ KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3,
 SERVER_KEEPALIVE = ("SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 3; "
                     "SET tcp_keepalives_count = 3")
 WATCH_INTERVAL = 1.0  # re-check of started jobs whose HTTP request ended early
+HTTP_KEEP = 64  # idle kept-alive connections to the executor, at most
 DEAD_JOB_GRACE = 10.0  # seconds between `started` commit and the lock row (OCA's)
 
 
@@ -398,6 +399,7 @@ class Runner:
         self.fatal = None
         self.stats = Counter()
         self.loops = []
+        self._idle_http = []  # kept-alive connections to the executor
         self._auth = None
         if cfg.http_auth_user:
             token = b64encode(f"{cfg.http_auth_user}:{cfg.http_auth_password or ''}".encode()).decode()
@@ -411,15 +413,9 @@ class Runner:
         gevent.spawn(self._http_runjob, loop, job)
 
     def _http_runjob(self, loop, job):
-        cfg = self.cfg
         query = urlencode({"db": loop.dbname, "job_uuid": job.uuid, "token": job.token})
-        cls = http.client.HTTPSConnection if cfg.scheme == "https" else http.client.HTTPConnection
-        conn = cls(cfg.host, cfg.port, timeout=cfg.http_timeout)
         try:
-            conn.request("GET", "/queue_job/runjob?" + query, headers=self._auth or {})
-            response = conn.getresponse()
-            response.read()
-            outcome = f"http-{response.status}"
+            outcome = self._get("/queue_job/runjob?" + query)
         except ConnectionRefusedError:
             outcome = "refused"
         except (OSError, http.client.HTTPException) as exc:
@@ -427,13 +423,41 @@ class Runner:
             outcome = "lost"
             _logger.info("db=%s job uuid=%s runjob request ended without answer: %s",
                          loop.dbname, job.uuid, exc)
-        finally:
-            conn.close()
         item = self.slots.inflight.get((loop.dbname, job.id))
         if item is not None and item.job.token == job.token:
             item.outcome = outcome
             item.next_check = 0.0
         loop.poke("slot")
+
+    def _get(self, path):
+        """GET on a kept-alive connection when one is idle. A kept connection
+        the server closed meanwhile fails before any answer: the request is
+        sent once more on a new one (a duplicate can only be refused: the
+        token lets one request start the job)."""
+        cfg = self.cfg
+        for attempt in (0, 1):
+            conn = self._idle_http.pop() if (self._idle_http and not attempt) else None
+            reused = conn is not None
+            if conn is None:
+                cls = http.client.HTTPSConnection if cfg.scheme == "https" else http.client.HTTPConnection
+                conn = cls(cfg.host, cfg.port, timeout=cfg.http_timeout)
+            try:
+                conn.request("GET", path, headers=self._auth or {})
+                response = conn.getresponse()
+                response.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                conn.close()
+                if reused:
+                    continue
+                raise
+            except BaseException:
+                conn.close()
+                raise
+            if response.will_close or len(self._idle_http) >= HTTP_KEEP:
+                conn.close()
+            else:
+                self._idle_http.append(conn)
+            return f"http-{response.status}"
 
     # -- lifecycle ---------------------------------------------------------------
     def stop(self, *_, quiet=False):

@@ -3,11 +3,9 @@
 import subprocess
 import sys
 
-import pytest
 
 from jobrunner import config
 from jobrunner.channels import ChannelTree, parse_channels
-from jobrunner.errors import ConfigError
 
 from .helpers import wait_until
 from .procs import Proc, registered_runners, start_executor

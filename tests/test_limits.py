@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from jobrunner import claim, limits
+from jobrunner import limits
 from jobrunner.channels import ChannelTree
 
 

@@ -2,7 +2,7 @@
 
 import time
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -207,7 +207,6 @@ def test_dispatch_refused_hands_job_back_at_once_and_backs_off(qdb, pg_cluster, 
 def test_supervised_runner_stops_when_its_server_is_killed(qdb, pg_cluster, procs):
     # The Odoo addon starts the runner as a child of the server. If the server
     # is SIGKILLed, the runner must not live on as an orphan holding claims.
-    import os
     import sys
 
     from jobrunner.runner import PARENT_PID_ENV

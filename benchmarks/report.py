@@ -1,0 +1,151 @@
+"""`python -m benchmarks all`: every scenario, side by side in one run, then
+benchmarks/RESULTS.md rewritten with the tables, the plots (benchmarks/plots/)
+and the targets, met or not.
+
+    python -m benchmarks all [--quick]
+"""
+
+import argparse
+import datetime
+import importlib
+import os
+import platform
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# scenario -> arguments for a full run (sized for < 30 minutes on 2 cores)
+PLAN = [
+    ("dispatch", ["--reps", "2"]),
+    ("ceiling", ["--reps", "2"]),
+    ("claim_rate", ["--reps", "2"]),
+    ("notify_cost", ["--reps", "2", "--seconds", "8"]),
+    ("latency", ["--reps", "2"]),
+    ("idle", ["--reps", "2"]),
+    ("bigtable", []),
+    ("limits", ["--reps", "2"]),
+]
+QUICK = {
+    "dispatch": ["--reps", "1", "--jobs", "2000", "--oca-jobs", "500", "--capacities", "16"],
+    "ceiling": ["--reps", "1", "--seconds", "2"],
+    "claim_rate": ["--reps", "1", "--jobs", "2000"],
+    "notify_cost": ["--reps", "1", "--seconds", "2"],
+    "latency": ["--reps", "1", "--jobs", "50"],
+    "idle": ["--reps", "1", "--settle", "12", "--window", "10"],
+    "bigtable": ["--sizes", "10000,50000", "--claims", "50"],
+    "limits": ["--reps", "1", "--jobs", "500"],
+}
+
+
+def _median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+def targets(sections):
+    """(target, measured, met) rows from the scenarios' data."""
+    rows = []
+    d = sections.get("dispatch")
+    if d:
+        oca = d.data.get(("OCA", 16))
+        best = None
+        for who in ("ours ×1", "ours ×2", "ours ×4"):
+            vals = d.data.get((who, 16))
+            if vals and oca:
+                r = _median([v / o for v, o in zip(vals, oca)])
+                best = max(best or 0, r)
+        if best is not None:
+            rows.append(("dispatch ≥ 10× OCA's runner at capacity 16", f"{best:.1f}×", best >= 10))
+    ce = sections.get("ceiling")
+    if ce:
+        worst = min(_median([o / s for o, s in zip(ce.data[("ours", b, k)], ce.data[("sql", b, k)])])
+                    for b in (1, 10, 100) for k in (4, 16))
+        rows.append(("claims ≥ 70 % of the raw SQL ceiling (same batch, worst case)", f"{worst:.0%}",
+                     worst >= 0.7))
+    nc = sections.get("notify_cost")
+    if nc:
+        r = _median(nc.data["ratios"]["our_hint"])
+        rows.append(("enqueue TPS with our hint ≥ 0.95× no trigger (16 senders at their bound)",
+                     f"{r:.2f}×", r >= 0.95))
+    la = sections.get("latency")
+    if la:
+        runs = la.data["ours, notify"]
+        p50 = _median([sorted(r)[len(r) // 2] for r in runs])
+        rows.append(("idle pickup p50 ≤ 5 ms with notify", f"{p50:.1f} ms", p50 <= 5))
+    idl = sections.get("idle")
+    if idl:
+        q = _median([r[0] for r in idl.data["ours"]])
+        w = _median([r[1] for r in idl.data["ours"]])
+        rows.append(("idle runner ≤ 0.5 queries/s and 0 writes/s", f"{q:.2f} q/s, {w:.2f} writes/s",
+                     q <= 0.5 and w == 0))
+    bt = sections.get("bigtable")
+    if bt:
+        sizes = sorted(bt.data)
+        r = bt.data[sizes[-1]]["ours, batch 1"] / bt.data[sizes[0]]["ours, batch 1"]
+        rows.append((f"claim latency at {sizes[-1]:,} done rows ≤ 1.2× that at {sizes[0]:,}", f"{r:.2f}×",
+                     r <= 1.2))
+    li = sections.get("limits")
+    if li:
+        r = _median(li.data["ratios"])
+        rows.append(("unlimited channel beside a global limit ≥ 0.8× alone", f"{r:.2f}×", r >= 0.8))
+    return rows
+
+
+def versions():
+    out = [f"python {platform.python_version()}"]
+    for pkg in ("psycopg2-binary", "gevent", "werkzeug", "matplotlib"):
+        try:
+            from importlib.metadata import version
+
+            out.append(f"{pkg} {version(pkg)}")
+        except Exception:  # not installed: nothing to report
+            pass
+    return ", ".join(out)
+
+
+def main(argv):
+    p = argparse.ArgumentParser(prog="python -m benchmarks all")
+    p.add_argument("--quick", action="store_true", help="tiny sizes: check the harness, not the numbers")
+    p.add_argument("--only", help="comma-separated scenarios")
+    p.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"))
+    args = p.parse_args(argv)
+    only = set(args.only.split(",")) if args.only else None
+    sections, started = {}, time.monotonic()
+    for name, scenario_args in PLAN:
+        if only and name not in only:
+            continue
+        t0 = time.monotonic()
+        print(f"== {name}", flush=True)
+        mod = importlib.import_module(f"benchmarks.{name}")
+        sections[name] = mod.run(QUICK[name] if args.quick else scenario_args)
+        print(sections[name].markdown(), flush=True)
+        print(f"   ({time.monotonic() - t0:.0f} s)", flush=True)
+    total = time.monotonic() - started
+    env = next(iter(sections.values())).env if sections else ""
+    lines = [
+        "# Benchmark results", "",
+        f"Written by `python -m benchmarks all{' --quick' if args.quick else ''}` on "
+        f"{datetime.date.today().isoformat()} in {total / 60:.1f} minutes, on this project's "
+        f"development machine: {os.cpu_count()} cores, shared and noisy. Each scenario sets up its own "
+        "PostgreSQL with the test harness (fsync and synchronous_commit on). Median [min–max] over "
+        "repetitions; a ratio is computed within each repetition, then its median is shown.", "",
+        f"PostgreSQL and settings: {env}.", "", f"Packages: {versions()}.", "",
+        "## Targets", "", "| target | measured | met |", "|---|---|---|",
+    ]
+    for target, measured, met in targets(sections):
+        lines.append(f"| {target} | {measured} | {'yes' if met else '**no**'} |")
+    lines.append("")
+    notes = os.path.join(HERE, "NOTES.md")
+    if os.path.exists(notes):
+        lines += [open(notes).read().strip(), ""]
+    for section in sections.values():
+        lines.append(section.markdown())
+    with open(args.output, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
