@@ -8,6 +8,7 @@ channel in both runs, and the ratio (target >= 0.8).
 """
 
 import argparse
+import statistics
 from datetime import datetime, timedelta
 
 from tests.helpers import wait_until
@@ -59,7 +60,7 @@ def run(argv):
         body = "\n".join([
             "| root.free | jobs/s |", "|---|---|", f"| alone | {fmt(alone)} |",
             f"| beside root.lim:3:global backlog | {fmt(beside)} |"]) + (
-            f"\n\nRatio beside/alone: median {ratios[len(ratios) // 2]:.2f} "
+            f"\n\nRatio beside/alone: median {statistics.median(ratios):.2f} "
             f"[{ratios[0]:.2f}–{ratios[-1]:.2f}] (target ≥ 0.8). 4 runner processes ({CHANNELS} each), "
             f"{args.jobs:,} no-op jobs in root.free, then the same beside {args.jobs // 10:,} 100-ms jobs "
             f"in root.lim (older: first in OCA order); {args.reps} repetitions.")

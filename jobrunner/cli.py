@@ -40,6 +40,10 @@ def _add_run(p):
                    help="seconds between dead-runner/dead-job checks (8)")
     p.add_argument("--http-timeout", dest="http_timeout",
                    help="seconds before a runjob request is abandoned (default: none)")
+    p.add_argument("--metrics-port", dest="metrics_port",
+                   help="serve /metrics (Prometheus) and /healthz on this port (off by default)")
+    p.add_argument("--metrics-host", dest="metrics_host",
+                   help="address for --metrics-port (127.0.0.1; 0.0.0.0 for a Kubernetes probe)")
     p.add_argument("--db-timeout", dest="db_timeout",
                    help="seconds without answer from PostgreSQL before the connection is "
                         "dropped and made again (20)")

@@ -32,6 +32,8 @@ class Config:
     recovery_interval: float = 8.0  # a dead runner is seen within 8 s; idle cost 1/8 q/s
     http_timeout: float | None = None  # None: wait for the job to finish
     db_timeout: float = 20.0  # a database round trip without answer: connection lost
+    metrics_port: int | None = None  # /metrics and /healthz, off unless given
+    metrics_host: str = "127.0.0.1"
     channel_tree: object = None
     sources: dict = field(default_factory=dict)  # attribute -> where its value came from
 
@@ -54,6 +56,8 @@ _QUEUE_JOB_KEYS = [
     ("recovery_interval", "RECOVERY_INTERVAL", "recovery_interval"),
     ("http_timeout", "HTTP_TIMEOUT", "http_timeout"),
     ("db_timeout", "DB_TIMEOUT", "db_timeout"),
+    ("metrics_port", "METRICS_PORT", "metrics_port"),
+    ("metrics_host", "METRICS_HOST", "metrics_host"),
 ]
 _DB_KEYS = ["host", "port", "user", "password"]
 
@@ -162,6 +166,8 @@ def validate(cfg):
     if cfg.http_timeout is not None:
         cfg.http_timeout = _number(cfg, "http_timeout", cfg.http_timeout, float, 0.1)
     cfg.db_timeout = _number(cfg, "db_timeout", cfg.db_timeout, float, 1)
+    if cfg.metrics_port is not None:
+        cfg.metrics_port = _number(cfg, "metrics_port", cfg.metrics_port, int, 1, 65535)
     try:
         cfg.channel_tree = parse_channels(cfg.channels)
     except ConfigError as exc:

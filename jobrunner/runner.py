@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from . import __version__, claim as claim_mod, config as config_mod, db as dbmod, hint, queries, schema
-from . import limits as limits_mod
+from . import limits as limits_mod, metrics
 from .backoff import Backoff
 from .errors import ConfigError
 
@@ -32,6 +32,7 @@ KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3,
 SERVER_KEEPALIVE = ("SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 3; "
                     "SET tcp_keepalives_count = 3")
 WATCH_INTERVAL = 1.0  # re-check of started jobs whose HTTP request ended early
+NOTIFY_PROBE_TIMEOUT = 5.0  # seconds for our own NOTIFY to come back at start
 HTTP_KEEP = 64  # idle kept-alive connections to the executor, at most
 DEAD_JOB_GRACE = 10.0  # seconds between `started` commit and the lock row (OCA's)
 
@@ -86,6 +87,7 @@ class DatabaseLoop:
         self.wake_cause = None
         self.hold_claims_until = 0.0
         self.dispatch_backoff = Backoff(0.1, 5.0)
+        self.last_ok = None  # monotonic time of the last statement the database answered
         self.string_limits = limits_mod.from_tree(runner.cfg.channel_tree)
         self.limits = limits_mod.Limits(self.string_limits)
         self.rows_supported = False  # queue_job_channel carries limits (18.0)
@@ -124,19 +126,56 @@ class DatabaseLoop:
         self.read_limits()
         self.ctl = dbmod.connect(self.cfg.db, self.dbname,
                                  application_name="queue-job-runner-control", **KEEPALIVE)
-        with self.ctl.cursor() as cr:
-            cr.execute(SERVER_KEEPALIVE)
+        with self.conn.cursor() as cr:
             cr.execute(queries.get("runner_next_id"))
             self.runner_id = cr.fetchone()[0]
-            cr.execute(queries.get("runner_lock"), {"id": self.runner_id})
+        with self.ctl.cursor() as cr:
+            if self.cfg.wakeup == "notify":
+                # a session lock, and LISTEN, on a connection of our own
+                cr.execute(SERVER_KEEPALIVE)
+                cr.execute(queries.get("runner_lock"), {"id": self.runner_id})
+                cr.execute(f"LISTEN {hint.CHANNEL}")
+            else:
+                # poll mode works through a transaction pooler (PgBouncer):
+                # the lock lives in a transaction kept open, which pins one
+                # server connection; it takes no xid and keeps no snapshot,
+                # so it holds back no vacuum
+                cr.execute("BEGIN; SET LOCAL idle_in_transaction_session_timeout = 0; "
+                           + SERVER_KEEPALIVE.replace("SET ", "SET LOCAL ") + "; "
+                           + queries.get("runner_xact_lock"), {"id": self.runner_id})
+        # the lock first, then the row: a visible row always has a holder,
+        # alive or dead, never a runner that has not locked yet
+        with self.conn.cursor() as cr:
             cr.execute(queries.get("runner_insert"), {
                 "id": self.runner_id, "host": socket.gethostname(), "pid": os.getpid(),
                 "version": __version__, "channels": self.cfg.channels})
-            if self.cfg.wakeup == "notify":
-                cr.execute(f"LISTEN {hint.CHANNEL}")
+        if self.cfg.wakeup == "notify":
+            self.check_notifications()
         _logger.info("db=%s runner=%s connected to %s (wakeup=%s, channels=%s)", self.dbname,
                      self.runner_id, dbmod.describe(self.cfg.db, self.dbname), self.cfg.wakeup,
                      self.cfg.channels)
+
+    def check_notifications(self):
+        """A NOTIFY must reach our LISTEN: through a transaction pooler it
+        does not, and hints would silently never come."""
+        from gevent.socket import wait_read
+
+        probe = f"probe-{os.getpid()}-{self.runner_id}"
+        with self.conn.cursor() as cr:
+            cr.execute("SELECT pg_notify(%s, %s)", (hint.CHANNEL, probe))
+        deadline = time.monotonic() + NOTIFY_PROBE_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                wait_read(self.ctl.fileno(), timeout=max(0.01, deadline - time.monotonic()))
+            except TimeoutError:
+                break
+            self.ctl.poll()
+            if any(n.payload == probe for n in self.ctl.notifies):
+                self.ctl.notifies.clear()
+                return
+        raise ConfigError(
+            f"database {dbmod.describe(self.cfg.db, self.dbname)}: a NOTIFY did not reach this "
+            "runner's LISTEN (a transaction-pooling PgBouncer in between?); use --wakeup poll")
 
     def read_limits(self):
         """Cross-runner channel limits: the channel string's, and the
@@ -158,6 +197,7 @@ class DatabaseLoop:
         self.limits = merged
 
     def close(self):
+        self.last_ok = None
         for conn in (self.conn, self.ctl):
             if conn is not None:
                 try:
@@ -274,8 +314,11 @@ class DatabaseLoop:
             result = limits_mod.claim_round(
                 self.conn, self.runner_id, slots.tree, [i.bucket for i in slots.inflight.values()],
                 self.limits, free, try_groups)
-            self.runner.stats["claim_seconds"] += time.perf_counter() - t0
+            elapsed = time.perf_counter() - t0
+            self.runner.stats["claim_seconds"] += elapsed
             self.runner.stats["claims"] += 1
+            self.runner.claim_latency.observe(elapsed)
+            self.last_ok = time.monotonic()
             for job in result.jobs:
                 slots.add(self.dbname, job)
         if result.pending is not None:
@@ -336,6 +379,7 @@ class DatabaseLoop:
         with self.conn.cursor() as cr:
             cr.execute(queries.get("recover"), {"me": self.runner_id, "grace": DEAD_JOB_GRACE})
             rows = cr.fetchall()
+        self.last_ok = time.monotonic()
         for job_id, uuid, why in rows:
             if why == "forgotten runner":
                 _logger.warning("db=%s runner=%s dead runner %s removed", self.dbname,
@@ -367,7 +411,7 @@ class DatabaseLoop:
             if left:
                 _logger.warning("db=%s runner=%s grace period over with %d job(s) still running "
                                 "in the executor", self.dbname, self.runner_id, len(left))
-            with self.ctl.cursor() as cr:
+            with self.conn.cursor() as cr:  # autocommit: ctl may be inside its lock transaction
                 cr.execute(queries.get("runner_delete"), {"id": self.runner_id})
         except (dbmod.OperationalError, dbmod.InterfaceError) as exc:
             _logger.warning("db=%s stop: database error (%s); unstarted claims will be recovered "
@@ -398,6 +442,7 @@ class Runner:
         self.stopping = False
         self.fatal = None
         self.stats = Counter()
+        self.claim_latency = metrics.Histogram()
         self.loops = []
         self._idle_http = []  # kept-alive connections to the executor
         self._auth = None
@@ -536,6 +581,8 @@ def main(args):
     runner = Runner(cfg)
     signal.signal(signal.SIGTERM, runner.stop)
     signal.signal(signal.SIGINT, runner.stop)
+    if cfg.metrics_port:
+        metrics.serve(runner, cfg.metrics_host, cfg.metrics_port)
     parent = os.environ.get(PARENT_PID_ENV)
     if parent and parent.isdigit():
         import gevent

@@ -8,7 +8,15 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
         exit 1
     fi
 fi
-if ! python3 -c "import jobrunner, psycopg2, gevent, werkzeug, pytest_postgresql, pytest_timeout, pylint_odoo" >/dev/null 2>&1 \
+if ! python3 -c "import jobrunner, psycopg2, gevent, werkzeug, pytest_postgresql, pytest_timeout, pylint_odoo, requests" >/dev/null 2>&1 \
    || ! python3 -c "import jobrunner, os, sys; sys.exit(os.path.dirname(os.path.dirname(jobrunner.__file__)) != os.getcwd())" 2>/dev/null; then
     python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v "Running pip as the 'root' user" || true
+fi
+if [ "${QJSL_NEED_PGBOUNCER:-0}" = 1 ] && ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "pgbouncer missing (for the PgBouncer test): apt-get install -y pgbouncer" >&2
+        apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
+    else
+        echo "pgbouncer not found: the PgBouncer test is skipped (apt-get install -y pgbouncer)" >&2
+    fi
 fi

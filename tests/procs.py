@@ -48,6 +48,7 @@ def concurrent_claims(database, processes, batch, timeout=300):
 
 
 # -- runner and executor processes -------------------------------------------
+import contextlib
 import os
 import signal
 import socket
@@ -131,3 +132,23 @@ def start_runner(cluster, databases, executor_port, *extra, env=None):
 
 def registered_runners(database):
     return database.scalar("SELECT count(*) FROM queue_job_runner")
+
+
+@contextlib.contextmanager
+def stuck_runner(cluster, db, procs, n_jobs, *extra, channel="root"):
+    """A live runner holding n_jobs claims that stay `enqueued`: its executor
+    accepts connections and never answers. Started first (no other runner)."""
+    from .helpers import wait_until
+
+    hole = socket.create_server(("127.0.0.1", free_port()), backlog=128)
+    try:
+        runner = start_runner(cluster, [db.name], hole.getsockname()[1], "--channels", f"root:{n_jobs}",
+                              *extra)
+        procs.append(runner)
+        wait_until(lambda: registered_runners(db) == 1)
+        db.insert_jobs(n_jobs, channel=channel)
+        wait_until(lambda: db.scalar("SELECT count(*) FROM queue_job WHERE state = 'enqueued'") == n_jobs,
+                   message=f"{n_jobs} claims held by the stuck runner")
+        yield runner
+    finally:
+        hole.close()

@@ -6,7 +6,6 @@ These tests restart their PostgreSQL, so they get a cluster of their own."""
 
 import random
 import re
-import socket
 import time
 from collections import defaultdict
 from datetime import timedelta
@@ -18,7 +17,7 @@ from jobrunner.pgcluster import Cluster, free_port
 
 from .helpers import Database, wait_until
 from .netproxy import CutProxy
-from .procs import start_executor, start_runner
+from .procs import start_executor, start_runner, stuck_runner
 
 UNANSWERED_END = timedelta(seconds=0.5)  # > the longest job: see overlapping()
 
@@ -69,15 +68,7 @@ def overlapping(runs):
 
 
 def test_killed_runner_claims_run_elsewhere_within_15s(fdb, fault_cluster, procs):
-    hole = socket.create_server(("127.0.0.1", free_port()), backlog=128)  # accepts, never answers
-    try:
-        stuck = start_runner(fault_cluster, [fdb.name], hole.getsockname()[1], "--channels", "root:50")
-        procs.append(stuck)
-        wait_until(lambda: live_runners(fdb) == 1)
-        [stuck_id] = runner_ids_of(fdb, stuck.pid)
-        fdb.insert_jobs(50)
-        wait_until(lambda: fdb.scalar("SELECT count(*) FROM queue_job WHERE state = 'enqueued' "
-                                      "AND claimed_by = %s", (stuck_id,)) == 50, message="50 claims")
+    with stuck_runner(fault_cluster, fdb, procs, 50) as stuck:
         executor = start_executor(fault_cluster)
         procs.append(executor)
         procs.append(start_runner(fault_cluster, [fdb.name], executor.port, "--channels", "root:8"))
@@ -89,8 +80,6 @@ def test_killed_runner_claims_run_elsewhere_within_15s(fdb, fault_cluster, procs
         assert time.monotonic() - t0 < 15
         runs = executions_by_job(fdb)
         assert len(runs) == 50 and all(len(r) == 1 for r in runs.values())
-    finally:
-        hole.close()
 
 
 def test_killed_executor_job_is_requeued_then_done_or_found_dead(fdb, fault_cluster, procs):

@@ -215,6 +215,11 @@ SELECT nextval(pg_get_serial_sequence('queue_job_runner', 'id'));
 -- or a dead one, never a not-yet-started one.
 SELECT pg_advisory_lock(1363825484, %(id)s);
 
+-- name: runner_xact_lock
+-- The same proof in poll mode, held by a transaction the control connection
+-- keeps open (works through a transaction-pooling PgBouncer).
+SELECT pg_advisory_xact_lock(1363825484, %(id)s);
+
 -- name: runner_insert
 INSERT INTO queue_job_runner (id, host, pid, version, channels)
 VALUES (%(id)s, %(host)s, %(pid)s, %(version)s, %(channels)s);
@@ -381,3 +386,27 @@ FOR UPDATE SKIP LOCKED;
 -- Why a runjob lock failed: the job's state and whether a runner claimed it.
 SELECT state, claim_token IS NOT NULL, claim_token IS NOT DISTINCT FROM %(token)s
 FROM queue_job WHERE uuid = %(uuid)s;
+
+-- name: status_channels
+-- queue-job-runner status: per channel (as written on the jobs, NULL and ''
+-- shown as root), jobs by state, running ones, and the oldest pending age.
+SELECT COALESCE(NULLIF(channel, ''), 'root') AS channel, state, count(*),
+       EXTRACT(EPOCH FROM (now() AT TIME ZONE 'utc')
+                          - min(date_created) FILTER (WHERE state = 'pending'))
+FROM queue_job
+GROUP BY 1, 2
+ORDER BY 1, 2;
+
+-- name: status_runners
+-- Registered runners, whether their liveness lock is held (alive), and
+-- what they have in flight. A registered runner whose lock is free is dead
+-- and waits for the next recovery pass of a live one.
+SELECT r.id, r.host, r.pid, r.started_at, r.version, r.channels,
+       EXISTS (SELECT 1 FROM pg_locks l
+               WHERE l.locktype = 'advisory' AND l.classid = 1363825484
+                 AND l.objid = r.id AND l.objsubid = 2 AND l.granted
+                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())),
+       (SELECT count(*) FROM queue_job q
+        WHERE q.claimed_by = r.id AND q.state IN ('enqueued', 'started'))
+FROM queue_job_runner r
+ORDER BY r.id;

@@ -1,0 +1,120 @@
+"""Health and metrics of a runner, on an opt-in port (--metrics-port):
+/healthz answers 200 while every database loop is alive and its database
+answered recently, 503 otherwise; /metrics is Prometheus text format."""
+
+import logging
+import time
+
+from werkzeug.wrappers import Request, Response
+
+_logger = logging.getLogger("jobrunner.metrics")
+
+# claim round latency buckets, seconds
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Histogram:
+    def __init__(self, buckets=BUCKETS):
+        self.buckets = buckets
+        self.counts = [0] * len(buckets)
+        self.total = 0
+        self.sum = 0.0
+
+    def observe(self, value):
+        self.total += 1
+        self.sum += value
+        for i, bound in enumerate(self.buckets):
+            if value <= bound:
+                self.counts[i] += 1
+
+
+# counter name in Runner.stats -> (metric, help)
+COUNTERS = {
+    "claims": ("queue_job_runner_claim_rounds_total", "claim rounds run"),
+    "claimed": ("queue_job_runner_claimed_total", "jobs claimed"),
+    "dispatched": ("queue_job_runner_dispatched_total", "runjob requests sent"),
+    "finished_done": ("queue_job_runner_done_total", "claimed jobs seen done"),
+    "finished_failed": ("queue_job_runner_failed_total", "claimed jobs seen failed"),
+    "released": ("queue_job_runner_released_total", "claims handed back to pending unstarted"),
+    "recovered": ("queue_job_runner_requeued_total", "jobs of dead runners or executions requeued"),
+    "reconnects": ("queue_job_runner_db_reconnects_total", "database reconnections"),
+}
+
+
+def render(runner):
+    stats, lines = runner.stats, []
+
+    def metric(name, kind, help_, samples):
+        lines.append(f"# HELP {name} {help_}")
+        lines.append(f"# TYPE {name} {kind}")
+        for labels, value in samples:
+            lab = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+            lines.append(f"{name}{{{lab}}} {value}" if lab else f"{name} {value}")
+
+    for key, (name, help_) in COUNTERS.items():
+        metric(name, "counter", help_, [({}, stats.get(key, 0))])
+    wakeups = sorted((k[len("wakeup_"):], v) for k, v in stats.items() if k.startswith("wakeup_"))
+    metric("queue_job_runner_wakeups_total", "counter", "loop wake-ups by cause (hint, timer, slot...)",
+           [({"cause": cause}, v) for cause, v in wakeups])
+    inflight = {}
+    for item in runner.slots.inflight.values():
+        key = (item.db, item.job.channel or "root")
+        inflight[key] = inflight.get(key, 0) + 1
+    metric("queue_job_runner_in_flight", "gauge", "jobs claimed by this runner and not finished",
+           [({"db": db, "channel": ch}, n) for (db, ch), n in sorted(inflight.items())])
+    hist = runner.claim_latency
+    name = "queue_job_runner_claim_seconds"
+    lines.append(f"# HELP {name} claim round latency")
+    lines.append(f"# TYPE {name} histogram")
+    for bound, count in zip(hist.buckets, hist.counts):
+        lines.append(f'{name}_bucket{{le="{bound}"}} {count}')
+    lines.append(f'{name}_bucket{{le="+Inf"}} {hist.total}')
+    lines.append(f"{name}_sum {hist.sum}")
+    lines.append(f"{name}_count {hist.total}")
+    metric("queue_job_runner_up", "gauge", "1 when /healthz would answer 200", [({}, int(healthy(runner)[0]))])
+    return "\n".join(lines) + "\n"
+
+
+def _escape(value):
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def healthy(runner):
+    """(ok, reason): every loop connected and its database answered recently."""
+    if not runner.loops:
+        return False, "no database loop yet"
+    limit = max(30.0, 3 * runner.cfg.poll_max, runner.cfg.recovery_interval * 2)
+    now = time.monotonic()
+    for loop in runner.loops:
+        if loop.conn is None or loop.last_ok is None:
+            return False, f"db={loop.dbname}: not connected"
+        if now - loop.last_ok > limit:
+            return False, f"db={loop.dbname}: no answer from the database for {now - loop.last_ok:.0f}s"
+    if runner.stopping:
+        return False, "stopping"
+    return True, "ok"
+
+
+def app(runner):
+    def wsgi(environ, start_response):
+        request = Request(environ)
+        if request.path == "/healthz":
+            ok, reason = healthy(runner)
+            response = Response(reason + "\n", status=200 if ok else 503, mimetype="text/plain")
+        elif request.path == "/metrics":
+            response = Response(render(runner), mimetype="text/plain; version=0.0.4")
+        else:
+            response = Response("not found\n", status=404, mimetype="text/plain")
+        return response(environ, start_response)
+
+    return wsgi
+
+
+def serve(runner, host, port):
+    """Start serving in the background (the runner's process is green)."""
+    from gevent.pywsgi import WSGIServer
+
+    server = WSGIServer((host, port), app(runner), log=None, error_log=_logger)
+    server.start()
+    _logger.info("metrics and health on http://%s:%s/metrics and /healthz", host, port)
+    return server

@@ -1,0 +1,127 @@
+"""queue-job-runner status: per database and channel, jobs by state, the
+oldest pending age, running against capacity; live runners with what they
+have in flight; dead runners waiting for recovery. A table, or --json."""
+
+import json
+import sys
+
+from . import config as config_mod, db as dbmod, limits as limits_mod, queries, schema
+from .channels import parse_channels
+from .claim import normalize_channel
+from .errors import ConfigError
+
+STATES = ("wait_dependencies", "pending", "enqueued", "started", "done", "failed", "cancelled")
+
+
+def collect(cr, dbname, string_limits=None):
+    """Everything `status` shows for one database, as plain data."""
+    schema.check_ready(cr, dbname)
+    cr.execute(queries.get("status_channels"))
+    channels = {}
+    for channel, state, count, oldest in cr.fetchall():
+        ch = channels.setdefault(channel, {"channel": channel, "states": {}, "oldest_pending_s": None})
+        ch["states"][state] = count
+        if oldest is not None:
+            ch["oldest_pending_s"] = float(oldest)
+    cr.execute(queries.get("status_runners"))
+    runners = [{"id": r[0], "host": r[1], "pid": r[2], "since": r[3].isoformat(sep=" ", timespec="seconds")
+                if r[3] else None, "version": r[4], "channels": r[5], "alive": r[6], "in_flight": r[7]}
+               for r in cr.fetchall()]
+    rows = limits_mod.read_rows(cr) or {}
+    limits = limits_mod.merge(string_limits or {}, rows)
+    live = [r for r in runners if r["alive"]]
+    node_capacity = 0
+    for r in live:
+        try:
+            node_capacity += parse_channels(r["channels"]).root_capacity or 0
+        except ConfigError:  # a registry row we cannot read: count nothing for it
+            pass
+    for ch in channels.values():
+        ch["running"] = ch["states"].get("enqueued", 0) + ch["states"].get("started", 0)
+        lim = limits.get(normalize_channel(ch["channel"]))
+        ch["global_limit"] = _describe(lim) if lim else None
+    return {
+        "database": dbname,
+        "channels": sorted(channels.values(), key=lambda c: c["channel"]),
+        "running": sum(c["running"] for c in channels.values()),
+        "capacity": node_capacity,  # sum of the live runners' root capacities
+        "limits": {name: _describe(lim) for name, lim in sorted(limits.items())},
+        "runners": live,
+        "dead_runners": [r for r in runners if not r["alive"]],
+    }
+
+
+def _describe(lim):
+    parts = []
+    if lim.sequential:
+        parts.append("sequential")
+    elif lim.capacity:
+        parts.append(f"capacity {lim.capacity}")
+    if lim.throttle:
+        parts.append(f"throttle {lim.throttle}s")
+    if lim.paused:
+        parts.append("paused")
+    return ", ".join(parts)
+
+
+def _age(seconds):
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def render(report):
+    out = [f"database {report['database']}: {report['running']} running / capacity {report['capacity']} "
+           f"({len(report['runners'])} live runner(s))", ""]
+    header = ["channel", *STATES, "oldest pending", "global limit"]
+    table = [header]
+    for ch in report["channels"]:
+        table.append([ch["channel"], *(str(ch["states"].get(s, 0)) for s in STATES),
+                      _age(ch["oldest_pending_s"]), ch["global_limit"] or "-"])
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        out.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    out.append("")
+    if report["runners"]:
+        out.append("live runners:")
+        for r in report["runners"]:
+            out.append(f"  #{r['id']} {r['host']} pid {r['pid']} since {r['since']} "
+                       f"channels {r['channels']} in flight {r['in_flight']}")
+    else:
+        out.append("live runners: none")
+    for r in report["dead_runners"]:
+        out.append(f"dead runner #{r['id']} {r['host']} pid {r['pid']}: {r['in_flight']} job(s) wait for "
+                   "recovery by a live runner")
+    return "\n".join(out)
+
+
+def main(args):
+    cfg = config_mod.build(args)
+    names = cfg.databases
+    if not names:
+        from .runner import discover_databases
+
+        names = discover_databases(cfg)
+    string_limits = limits_mod.from_tree(cfg.channel_tree)
+    reports = []
+    for name in names:
+        try:
+            conn = dbmod.connect(cfg.db, name, application_name="queue-job-status", connect_timeout=10)
+        except dbmod.OperationalError as exc:
+            raise ConfigError(f"cannot connect to database {dbmod.describe(cfg.db, name)}: "
+                              f"{str(exc).strip().splitlines()[0]}") from None
+        try:
+            with conn.cursor() as cr:
+                reports.append(collect(cr, name, string_limits))
+        finally:
+            conn.close()
+    if getattr(args, "json", False):
+        json.dump(reports, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        print("\n\n".join(render(r) for r in reports))
+    return 0

@@ -1,0 +1,116 @@
+"""queue-job-runner status against live runners and the table itself."""
+
+import json
+import subprocess
+import sys
+
+from jobrunner.pgcluster import free_port
+
+from .helpers import wait_until
+from .procs import db_args, registered_runners, start_executor, start_runner, stuck_runner
+
+
+def status(pg_cluster, db, *extra):
+    res = subprocess.run([sys.executable, "-m", "jobrunner", "status", *db_args(pg_cluster),
+                          "--database", db.name, *extra], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def test_status_agrees_with_the_table_live_and_dead_runners(qdb, pg_cluster, procs):
+    with stuck_runner(pg_cluster, qdb, procs, 5, channel="root.a") as stuck:
+        executor = start_executor(pg_cluster)
+        procs.append(executor)
+        worker = start_runner(pg_cluster, [qdb.name], executor.port, "--channels", "root:3,root.b:1",
+                              "--recovery-interval", "600")
+        procs.append(worker)
+        wait_until(lambda: registered_runners(qdb) == 2)
+        qdb.insert_jobs(20, channel="root.b", method_name="sleep_ms", args="[5]")
+        wait_until(lambda: qdb.states().get("done") == 20, message="root.b to drain")
+
+        report = json.loads(status(pg_cluster, qdb, "--json"))[0]
+        by_channel = {c["channel"]: c for c in report["channels"]}
+        table = {(ch, st): n for ch, st, n in qdb.execute(
+            "SELECT channel, state, count(*) FROM queue_job GROUP BY 1, 2")}
+        assert {(c, s): n for c, v in by_channel.items() for s, n in v["states"].items()} == table
+        assert by_channel["root.a"]["running"] == 5 and by_channel["root.a"]["oldest_pending_s"] is None
+        live = {r["pid"]: r for r in report["runners"]}
+        assert set(live) == {stuck.pid, worker.pid}
+        assert live[stuck.pid]["in_flight"] == 5 and live[worker.pid]["in_flight"] == 0
+        assert report["capacity"] == 5 + 3 and report["running"] == 5 and report["dead_runners"] == []
+
+        stuck.kill()  # its lock goes with it; the survivor recovers only every 600 s
+        report = json.loads(status(pg_cluster, qdb, "--json"))[0]
+        assert [r["pid"] for r in report["runners"]] == [worker.pid]
+        assert [(r["pid"], r["in_flight"]) for r in report["dead_runners"]] == [(stuck.pid, 5)]
+        text = status(pg_cluster, qdb)
+        assert "root.a" in text and "root.b" in text
+        assert f"pid {stuck.pid}: 5 job(s) wait for recovery" in text
+
+
+def test_status_shows_pending_age_and_global_limits(qdb, pg_cluster):
+    import os
+
+    qdb.insert_jobs(3, channel="root.seq")
+    qdb.execute("UPDATE queue_job SET date_created = now() AT TIME ZONE 'utc' - interval '10 minutes'")
+    res = subprocess.run([sys.executable, "-m", "jobrunner", "status", "--json", *db_args(pg_cluster),
+                          "--database", qdb.name], capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, ODOO_QUEUE_JOB_CHANNELS="root:2,root.seq:1:sequential"))
+    assert res.returncode == 0, res.stderr
+    [report] = json.loads(res.stdout)
+    [ch] = report["channels"]
+    assert ch["states"] == {"pending": 3} and 590 < ch["oldest_pending_s"] < 700
+    assert ch["global_limit"] == "sequential" and report["limits"] == {"root.seq": "sequential"}
+    assert report["runners"] == [] and report["capacity"] == 0
+
+
+def _http(port, path):
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return None, ""
+
+
+def _sample(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def test_metrics_and_healthz_agree_with_a_live_drain(qdb, pg_cluster, procs):
+    executor = start_executor(pg_cluster)
+    procs.append(executor)
+    port = free_port()
+    runner = start_runner(pg_cluster, [qdb.name], executor.port, "--channels", "root:4",
+                          "--metrics-port", str(port))
+    procs.append(runner)
+    wait_until(lambda: _http(port, "/healthz")[0] == 200, message="healthz 200")
+    qdb.insert_jobs(30, channel="root.m")
+    wait_until(lambda: qdb.states() == {"done": 30}, message="the drain")
+    wait_until(lambda: _sample(_http(port, "/metrics")[1], "queue_job_runner_done_total") == 30,
+               message="the runner to see every job done")
+    text = _http(port, "/metrics")[1]
+    assert _sample(text, "queue_job_runner_claimed_total") == 30
+    assert _sample(text, "queue_job_runner_dispatched_total") == 30
+    assert _sample(text, "queue_job_runner_failed_total") == 0
+    assert _sample(text, "queue_job_runner_claim_seconds_count") >= 1
+    assert _sample(text, "queue_job_runner_up") == 1
+    assert 'queue_job_runner_wakeups_total{cause="' in text
+    assert "queue_job_runner_in_flight{" not in text  # nothing left in flight
+    assert _http(port, "/nope")[0] == 404
+
+
+def test_healthz_is_503_while_the_database_cannot_be_reached(pg_cluster, procs):
+    port = free_port()
+    runner = start_runner(pg_cluster, ["postgres"], free_port(), "--db-port", str(free_port()),
+                          "--metrics-port", str(port))
+    procs.append(runner)
+    wait_until(lambda: _http(port, "/healthz")[0] == 503, message="healthz 503")
+    assert "not connected" in _http(port, "/healthz")[1] or "no database loop" in _http(port, "/healthz")[1]
