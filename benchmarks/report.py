@@ -19,6 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # scenario -> arguments for a full run (sized for < 30 minutes on 2 cores)
 PLAN = [
     ("dispatch", ["--reps", "2"]),
+    ("peers", ["--reps", "2"]),
     ("ceiling", ["--reps", "2"]),
     ("claim_rate", ["--reps", "2"]),
     ("notify_cost", ["--reps", "2", "--seconds", "8"]),
@@ -29,6 +30,7 @@ PLAN = [
 ]
 QUICK = {
     "dispatch": ["--reps", "1", "--jobs", "2000", "--oca-jobs", "500", "--capacities", "16"],
+    "peers": ["--reps", "1", "--jobs", "500", "--concurrencies", "4"],
     "ceiling": ["--reps", "1", "--seconds", "2"],
     "claim_rate": ["--reps", "1", "--jobs", "2000"],
     "notify_cost": ["--reps", "1", "--seconds", "2"],

@@ -62,12 +62,13 @@ from jobrunner.pgcluster import free_port
 class Proc:
     """A child process whose stderr goes to a file the test can read."""
 
-    def __init__(self, args, env=None):
+    def __init__(self, args, env=None, executable=None):
         self.log = tempfile.NamedTemporaryFile(prefix="qjsl-", suffix=".log", delete=False)
         full_env = dict(os.environ, PYTHONUNBUFFERED="1")
         full_env.update(env or {})
         self.args = args
-        self.popen = subprocess.Popen([sys.executable, *args], stdout=self.log, stderr=subprocess.STDOUT,
+        self.popen = subprocess.Popen([executable or sys.executable, *args], stdout=self.log,
+                                      stderr=subprocess.STDOUT,
                                       env=full_env)
 
     @property
