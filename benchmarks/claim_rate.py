@@ -8,7 +8,7 @@ import argparse
 
 from tests.procs import concurrent_claims
 
-from .common import Section, bench_db, fmt
+from .common import Section, bench_db, fmt, plot_bars
 
 
 def run(argv):
@@ -36,5 +36,7 @@ def run(argv):
             res[batch] = rates
         body = "\n".join(rows) + (f"\n\n{args.processes} OS processes drain {args.jobs:,} pending jobs by "
                                   f"claiming (claims only), {args.reps} repetitions.")
+        fig = plot_bars("claim_rate", "jobs claimed/s (8 processes)", [f"batch {b}" for b in res],
+                        {"claim rate": list(res.values())})
         return Section("Claim rate of the SKIP LOCKED engine", "python -m benchmarks claim_rate", body, env,
-                       [], res)
+                       [fig] if fig else [], res)

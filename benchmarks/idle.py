@@ -11,7 +11,7 @@ import time
 
 from tests.helpers import Database
 
-from .common import Section
+from .common import Section, plot_bars
 from .oca import SideBySide
 
 
@@ -59,4 +59,6 @@ def run(argv):
         f"\n\nIdle database, one runner at root:4, {args.settle:.0f} s to settle, then a "
         f"{args.window:.0f} s window; {args.reps} repetitions, median [min–max]. Ours: a claim "
         "per backoff step (2.5–5 s at the cap) and a recovery pass every 8 s.")
-    return Section("Idle cost", "python -m benchmarks idle", body, env, [], res)
+    fig = plot_bars("idle", "statements/s sent by an idle runner", ["statements/s"],
+                    {who: [[r[0] for r in runs]] for who, runs in res.items()})
+    return Section("Idle cost", "python -m benchmarks idle", body, env, [fig] if fig else [], res)

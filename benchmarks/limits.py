@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from tests.helpers import wait_until
 from tests.procs import registered_runners, start_executor, start_runner
 
-from .common import Section, bench_db, fmt
+from .common import Section, bench_db, fmt, plot_bars
 
 CHANNELS = "root:5,root.lim:3:global"
 
@@ -64,5 +64,7 @@ def run(argv):
             f"[{ratios[0]:.2f}–{ratios[-1]:.2f}] (target ≥ 0.8). 4 runner processes ({CHANNELS} each), "
             f"{args.jobs:,} no-op jobs in root.free, then the same beside {args.jobs // 10:,} 100-ms jobs "
             f"in root.lim (older: first in OCA order); {args.reps} repetitions.")
+        fig = plot_bars("limits", "root.free jobs/s", ["root.free"],
+                        {"alone": [alone], "beside root.lim:3:global": [beside]})
         return Section("Global limits do not slow unlimited channels", "python -m benchmarks limits", body,
-                       env, [], {"alone": alone, "beside": beside, "ratios": ratios})
+                       env, [fig] if fig else [], {"alone": alone, "beside": beside, "ratios": ratios})

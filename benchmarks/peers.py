@@ -19,7 +19,7 @@ import time
 from tests.helpers import Database, wait_until
 from tests.procs import Proc
 
-from .common import Section, fmt, ratio_fmt
+from .common import Section, fmt, plot_bars, ratio_fmt
 from .dispatch import _insert_and_wait
 from .oca import SideBySide
 
@@ -100,5 +100,7 @@ def run(argv):
         "`async def` no-op tasks in the worker itself, pgqueuer with batch_size C/2). Versions: "
         + ", ".join(f"{k} {versions.get(k, '?')}" for k in ("procrastinate", "pgqueuer", "asyncpg", "psycopg"))
         + ".")
+    fig = plot_bars("peers", "jobs/s (no-op jobs)", [f"concurrency {k}" for k in concurrencies],
+                    {who: [res[(who, k)] for k in concurrencies] for who in ("ours", "procrastinate", "pgqueuer")})
     return Section("In-process peers: procrastinate and pgqueuer", "python -m benchmarks peers", body, env,
-                   [], res)
+                   [fig] if fig else [], res)
