@@ -17,23 +17,16 @@ from tests.helpers import wait_until
 from .common import Section, plot_bars
 from .oca import SideBySide
 
-INSERT = ("INSERT INTO queue_job (uuid, name, model_name, method_name, records, args, kwargs, func_string, "
-          "state, priority, date_created, retry, max_retries, channel) VALUES (md5(random()::text), 'job', "
-          "'queue.job', 'noop', '{}', '[]', '{}', 'noop()', 'pending', 10, now() AT TIME ZONE 'utc', 0, 5, "
-          "'root')")
-
-
 def trickle(db, n, interval, send_hint):
     db.execute("TRUNCATE queue_job CASCADE")
     hinter = hint.Hinter(db.conninfo) if send_hint else None
-    with db.conn.cursor() as cr:
-        next_at = time.perf_counter()
-        for _ in range(n):
-            cr.execute(INSERT)  # autocommit: its own transaction
-            if hinter:
-                hinter.hint(db.name)  # after the commit, from another connection
-            next_at += interval
-            time.sleep(max(0.0, next_at - time.perf_counter()))
+    next_at = time.perf_counter()
+    for _ in range(n):
+        db.insert_jobs(1)  # autocommit: its own transaction
+        if hinter:
+            hinter.hint(db.name)  # after the commit, from another connection
+        next_at += interval
+        time.sleep(max(0.0, next_at - time.perf_counter()))
     wait_until(lambda: db.scalar("SELECT count(*) FROM queue_job WHERE state <> 'done'") == 0,
                timeout=120, message="the trickle to drain")
     return sorted(r[0] * 1000 for r in db.execute(

@@ -144,9 +144,10 @@ class ChannelTree:
         return [None if ch.capacity is None else max(0, ch.capacity - busy)
                 for ch, busy in zip(self.channels, running)]
 
-    def count_running(self, bucket_indexes):
-        """running[] for buckets(), from the bucket index of each job in flight."""
-        running = [0] * len(self.channels)
+    def count_running(self, bucket_indexes, running=None):
+        """running[] for buckets(), from the bucket index of each job in
+        flight; added to `running` in place when given."""
+        running = [0] * len(self.channels) if running is None else running
         for b in bucket_indexes:
             for j in self._chains[b]:
                 running[j] += 1

@@ -197,24 +197,24 @@ class Round:
     tried: dict = None  # group -> (jobs claimed, seconds until its throttle reopens or None)
 
 
-def claim_round(conn, runner_id, tree, inflight, limits, free, try_groups):
+def claim_round(conn, runner_id, tree, running, limits, free, try_groups):
     """One runner's claim for `free` node capacity: first the limited groups
     in `try_groups` (bounded by their own limits, so a big unlimited backlog
     cannot starve them), then the lock-free claim for what is left, which
     also tells which groups have pending jobs.
 
-    inflight: bucket indexes (tree.bucket_of) of the jobs this node runs."""
+    running: tree.count_running() of the jobs this node runs (not modified)."""
     result = Round([], tried={})
+    running = list(running)
     for group in try_groups:
         if free - len(result.jobs) <= 0:
             break
-        running = tree.count_running(list(inflight) + [tree.bucket_of(j.channel) for j in result.jobs])
         got, wake = claim_group(conn, runner_id, limits, group, tree, running, free - len(result.jobs))
+        tree.count_running((tree.bucket_of(j.channel) for j in got), running)
         result.jobs += got
         result.tried[group] = (len(got), wake)
     if free - len(result.jobs) <= 0:
         return result
-    running = tree.count_running(list(inflight) + [tree.bucket_of(j.channel) for j in result.jobs])
     buckets, left = tree.buckets(running)
     with conn.cursor() as cr:
         more, result.next_eta, result.pending = claim_mod.claim_full(

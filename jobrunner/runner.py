@@ -60,9 +60,6 @@ class Slots:
     def running(self):
         return self.tree.count_running(i.bucket for i in self.inflight.values())
 
-    def buckets(self):
-        return self.tree.buckets(self.running())
-
     def add(self, db, job):
         self.inflight[(db, job.id)] = Inflight(db, job, self.tree.bucket_of(job.channel))
 
@@ -304,16 +301,16 @@ class DatabaseLoop:
         Returns (asked, got, next_eta, seconds until a limited group is due)."""
         slots = self.runner.slots
         with slots.lock:  # databases of this runner share the node capacity
-            buckets, free = slots.buckets()
+            running = slots.running()
+            free = slots.tree.node_frees(running)[0]  # root is always limited
             if not free:
                 return 0, 0, None, None
             now = time.monotonic()
             try_groups = [g for g in self.pending_groups
                           if self.group_retry.get(g, (0.0, None))[0] <= now]
             t0 = time.perf_counter()
-            result = limits_mod.claim_round(
-                self.conn, self.runner_id, slots.tree, [i.bucket for i in slots.inflight.values()],
-                self.limits, free, try_groups)
+            result = limits_mod.claim_round(self.conn, self.runner_id, slots.tree, running,
+                                            self.limits, free, try_groups)
             elapsed = time.perf_counter() - t0
             self.runner.stats["claim_seconds"] += elapsed
             self.runner.stats["claims"] += 1

@@ -32,8 +32,9 @@ class Node:
         self.running = [self.tree.bucket_of(ch) for (ch,) in self.db.execute(
             "SELECT channel FROM queue_job WHERE claimed_by = %s AND state IN ('enqueued', 'started')",
             (self.runner_id,))]
-        buckets, free = self.tree.buckets(self.tree.count_running(self.running))
-        result = limits.claim_round(self.conn, self.runner_id, self.tree, self.running, self.limits,
+        running = self.tree.count_running(self.running)
+        free = self.tree.node_frees(running)[0]
+        result = limits.claim_round(self.conn, self.runner_id, self.tree, running, self.limits,
                                     free, self.pending)
         if result.pending is not None:
             self.pending = result.pending
