@@ -4,13 +4,12 @@ Exit codes: 0 clean stop, 2 configuration error, 1 anything else.
 """
 
 import argparse
-import logging
 import sys
 
-from . import __version__, config as config_mod, db, schema
+from . import __version__, config as config_mod, db, logs, schema
 from .errors import ConfigError
 
-_logger = logging.getLogger("jobrunner")
+_log = logs.Log("jobrunner")
 
 
 def _add_common(p):
@@ -22,7 +21,9 @@ def _add_common(p):
     p.add_argument("--db-port", dest="db_port")
     p.add_argument("--db-user", dest="db_user")
     p.add_argument("--db-password", dest="db_password")
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-level", dest="log_level", help="DEBUG, INFO (default), WARNING, ERROR")
+    p.add_argument("--log-format", dest="log_format",
+                   help="text (default) or json: one object per line, with event, db, runner, uuid")
 
 
 def _add_run(p):
@@ -75,10 +76,9 @@ def main(argv=None):
     if not argv or (argv[0] not in commands and argv[0] not in ("-h", "--help", "--version")):
         argv.insert(0, "run")
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
-    )
+    # until a command has read its configuration (the runner then applies
+    # --log-level/--log-format, validated with the rest)
+    logs.setup("WARNING" if args.command == "demo" else "INFO")
     try:
         if args.command == "migrate":
             return cmd_migrate(args)
@@ -95,6 +95,9 @@ def main(argv=None):
         return 2
     except KeyboardInterrupt:
         return 0
+    except Exception as exc:  # a bug: one structured line with the traceback, exit 1
+        _log.error("crashed", "unexpected %s: %s", type(exc).__name__, exc, exc_info=True)
+        return 1
 
 
 def cmd_migrate(args):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from .channels import parse_channels
 from .errors import ConfigError
+from .logs import FORMATS as LOG_FORMATS, LEVELS as LOG_LEVELS
 
 WAKEUP_MODES = ("notify", "poll")
 
@@ -34,6 +35,8 @@ class Config:
     db_timeout: float = 20.0  # a database round trip without answer: connection lost
     metrics_port: int | None = None  # /metrics and /healthz, off unless given
     metrics_host: str = "127.0.0.1"
+    log_level: str = "INFO"
+    log_format: str = "text"  # or json: one object per line
     channel_tree: object = None
     sources: dict = field(default_factory=dict)  # attribute -> where its value came from
 
@@ -58,6 +61,8 @@ _QUEUE_JOB_KEYS = [
     ("db_timeout", "DB_TIMEOUT", "db_timeout"),
     ("metrics_port", "METRICS_PORT", "metrics_port"),
     ("metrics_host", "METRICS_HOST", "metrics_host"),
+    ("log_level", "LOG_LEVEL", "log_level"),
+    ("log_format", "LOG_FORMAT", "log_format"),
 ]
 _DB_KEYS = ["host", "port", "user", "password"]
 
@@ -154,6 +159,13 @@ def validate(cfg):
     if cfg.wakeup not in WAKEUP_MODES:
         raise ConfigError(f"invalid {_where(cfg, 'wakeup')} value {cfg.wakeup!r}: "
                           f"use one of {', '.join(WAKEUP_MODES)}")
+    if str(cfg.log_level).upper() not in LOG_LEVELS:
+        raise ConfigError(f"invalid {_where(cfg, 'log_level')} value {cfg.log_level!r}: "
+                          f"use one of {', '.join(LOG_LEVELS)}")
+    cfg.log_level = str(cfg.log_level).upper()
+    if cfg.log_format not in LOG_FORMATS:
+        raise ConfigError(f"invalid {_where(cfg, 'log_format')} value {cfg.log_format!r}: "
+                          f"use one of {', '.join(LOG_FORMATS)}")
     if cfg.scheme not in ("http", "https"):
         raise ConfigError(f"invalid {_where(cfg, 'scheme')} value {cfg.scheme!r}: use http or https")
     cfg.port = _number(cfg, "port", cfg.port, int, 1, 65535)
@@ -204,7 +216,8 @@ def runner_argv(cfg):
     argv = ["run", "--channels", cfg.channels, "--scheme", cfg.scheme, "--host", cfg.host,
             "--port", str(cfg.port), "--wakeup", cfg.wakeup, "--poll-min", str(cfg.poll_min),
             "--poll-max", str(cfg.poll_max), "--grace", str(cfg.grace),
-            "--recovery-interval", str(cfg.recovery_interval), "--db-timeout", str(cfg.db_timeout)]
+            "--recovery-interval", str(cfg.recovery_interval), "--db-timeout", str(cfg.db_timeout),
+            "--log-level", cfg.log_level, "--log-format", cfg.log_format]
     if cfg.http_timeout:
         argv += ["--http-timeout", str(cfg.http_timeout)]
     for key in ("host", "port", "user"):

@@ -24,9 +24,10 @@ import traceback
 
 from werkzeug.wrappers import Request, Response
 
-from . import db as dbmod, queries, runjob
+from . import db as dbmod, logs, queries, runjob
 
-_logger = logging.getLogger("jobrunner.executor")
+_logger = logging.getLogger("jobrunner.executor")  # the HTTP server's own errors
+_log = logs.Log("jobrunner.executor")
 
 
 class RetryableJobError(Exception):
@@ -133,10 +134,11 @@ class Executor:
         uuid = request.args.get("job_uuid")
         token = request.args.get("token")
         if not dbname or not uuid:
-            _logger.warning("runjob: missing db or job_uuid parameter (%s)", request.query_string[:200])
+            _log.warning("runjob-bad-request", "runjob: missing db or job_uuid parameter (%s)",
+                         request.query_string[:200])
             return Response("missing db or job_uuid", status=400)
         if self.databases and dbname not in self.databases:
-            _logger.warning("runjob: database %r is not served here", dbname)
+            _log.warning("runjob-unknown-db", "runjob: database not served here", db=dbname)
             return Response(f"database {dbname!r} not served", status=404)
         if self.workers:
             self.workers.acquire()
@@ -156,8 +158,9 @@ class Executor:
         try:
             conn = self.pool.get(dbname)
         except dbmod.OperationalError as exc:
-            _logger.warning("runjob: cannot connect to database %r (%s): job %s not run", dbname,
-                            str(exc).strip().splitlines()[0] if str(exc).strip() else "?", uuid)
+            _log.warning("runjob-db-unreachable", "runjob: cannot connect to the database (%s): "
+                         "job not run", str(exc).strip().splitlines()[0] if str(exc).strip() else "?",
+                         db=dbname, uuid=uuid)
             return Response(f"database {dbname!r} unavailable", status=503)
         try:
             return self._acquire_and_perform(dbname, conn, uuid, token)
@@ -188,7 +191,8 @@ class Executor:
             cr.execute("BEGIN; " + _q("executor_hold_lock"), {"id": job_id})
             if cr.fetchone() is None:
                 cr.execute("ROLLBACK")
-                _logger.warning("job %s: lock row not available, left to recovery", uuid)
+                _log.warning("job-lock-unavailable", "lock row not available, left to recovery",
+                             db=dbname, uuid=uuid)
                 return Response("", status=200)
             retry = (retry or 0) + 1  # Job.perform counts the attempt first
             try:
@@ -226,10 +230,12 @@ class Executor:
             cr.execute("ROLLBACK")
             reason = runjob.refusal(cr, uuid, token)
             if reason:
-                _logger.warning("was requested to run job %s, but %s: nothing done", uuid, reason)
+                _log.warning("runjob-refused", "was requested to run the job, but %s: nothing done",
+                             reason, uuid=uuid)
                 return None
             time.sleep(0.002 * (attempt + 1))
-        _logger.warning("was requested to run job %s, but it stayed locked: nothing done", uuid)
+        _log.warning("runjob-locked", "was requested to run the job, but it stayed locked: "
+                     "nothing done", uuid=uuid)
         return None
 
     def _perform(self, method, args, retry, max_retries):
@@ -287,8 +293,7 @@ def main(argv=None):
     p.add_argument("--no-record", action="store_true", help="do not keep jobrunner_execution rows")
     p.add_argument("--log-level", default="WARNING")
     args = p.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    logs.setup(args.log_level.upper())
     conninfo = {"host": args.db_host, "port": args.db_port, "user": args.db_user,
                 "password": args.db_password}
     executor = Executor(conninfo, pool_size=args.pool, workers=args.workers or None,

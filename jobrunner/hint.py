@@ -7,14 +7,14 @@ path of the transactions that write jobs. Runners poll anyway: a lost or
 coalesced hint only costs latency.
 """
 
-import logging
 import threading
 import time
 
-from . import db as dbmod
+from . import db as dbmod, logs
 
 CHANNEL = "queue_job_skiplocked"
-_logger = logging.getLogger(__name__)
+# runs inside Odoo, whose formatter knows no fields
+_log = logs.Log(__name__, inline=True)
 
 
 class Hinter:
@@ -61,7 +61,8 @@ class Hinter:
                 cr.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
             self.sent += 1
         except Exception as exc:  # a lost hint is only latency: polling covers it
-            _logger.warning("wake-up hint to %s not sent: %s", dbname, str(exc).strip().splitlines()[0])
+            _log.warning("hint-not-sent", "wake-up hint not sent: %s",
+                         str(exc).strip().splitlines()[0], db=dbname)
             conn = self._conns.pop(dbname, None)
             if conn is not None:
                 conn.close()

@@ -7,7 +7,10 @@ import time
 
 from werkzeug.wrappers import Request, Response
 
-_logger = logging.getLogger("jobrunner.metrics")
+from . import logs
+
+_logger = logging.getLogger("jobrunner.metrics")  # the HTTP server's own errors
+_log = logs.Log("jobrunner.metrics")
 
 # claim round latency buckets, seconds
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -116,5 +119,5 @@ def serve(runner, host, port):
 
     server = WSGIServer((host, port), app(runner), log=None, error_log=_logger)
     server.start()
-    _logger.info("metrics and health on http://%s:%s/metrics and /healthz", host, port)
+    _log.info("metrics-serving", "metrics and health on http://%s:%s/metrics and /healthz", host, port)
     return server

@@ -8,7 +8,6 @@ bounds the sleep; a freed slot or a NOTIFY hint wakes the loop at once.
 """
 
 import http.client
-import logging
 import os
 import signal
 import socket
@@ -19,11 +18,11 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from . import __version__, claim as claim_mod, config as config_mod, db as dbmod, hint, queries, schema
-from . import limits as limits_mod, metrics
+from . import limits as limits_mod, logs, metrics
 from .backoff import Backoff
 from .errors import ConfigError
 
-_logger = logging.getLogger("jobrunner.runner")
+_log = logs.Log("jobrunner.runner")
 
 KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3,
              "keepalives_count": 3, "connect_timeout": 10}
@@ -94,7 +93,7 @@ class DatabaseLoop:
         # (global limits are usually full: do not lock it on every round), or
         # at once when one of our jobs in it ends, or when its throttle reopens
         self.group_retry = {}  # group -> (monotonic time, Backoff)
-        self.log = logging.LoggerAdapter(_logger, {})
+        self.log = _log.bind(db=dbname)
 
     # -- wake-ups ------------------------------------------------------------
     def poke(self, cause):
@@ -103,13 +102,13 @@ class DatabaseLoop:
             self.wake.set()
 
     def sleep(self, timeout, timer_cause="timer"):
-        _logger.debug("db=%s runner=%s sleep %.3fs", self.dbname, self.runner_id, timeout)
+        self.log.debug("sleep", "sleep %.3fs", timeout)
         woke = self.wake.wait(timeout=max(0.0, timeout))
         cause = self.wake_cause if woke else timer_cause
         self.wake.clear()
         self.wake_cause = None
         self.runner.stats[f"wakeup_{cause}"] += 1
-        _logger.debug("db=%s runner=%s wakeup cause=%s", self.dbname, self.runner_id, cause)
+        self.log.debug("wakeup", "woken by %s", cause)
         return cause
 
     # -- connections -----------------------------------------------------------
@@ -126,6 +125,7 @@ class DatabaseLoop:
         with self.conn.cursor() as cr:
             cr.execute(queries.get("runner_next_id"))
             self.runner_id = cr.fetchone()[0]
+        self.log = _log.bind(db=self.dbname, runner=self.runner_id)
         with self.ctl.cursor() as cr:
             if self.cfg.wakeup == "notify":
                 # a session lock, and LISTEN, on a connection of our own
@@ -148,9 +148,8 @@ class DatabaseLoop:
                 "version": __version__, "channels": self.cfg.channels})
         if self.cfg.wakeup == "notify":
             self.check_notifications()
-        _logger.info("db=%s runner=%s connected to %s (wakeup=%s, channels=%s)", self.dbname,
-                     self.runner_id, dbmod.describe(self.cfg.db, self.dbname), self.cfg.wakeup,
-                     self.cfg.channels)
+        self.log.info("connected", "connected to %s (wakeup=%s, channels=%s)",
+                      dbmod.describe(self.cfg.db, self.dbname), self.cfg.wakeup, self.cfg.channels)
 
     def check_notifications(self):
         """A NOTIFY must reach our LISTEN: through a transaction pooler it
@@ -189,8 +188,8 @@ class DatabaseLoop:
         merged = limits_mod.Limits(limits_mod.merge(self.string_limits, rows))
         self.pending_groups = list(merged.claimable)  # until a claim says which have work
         if merged.by_name != self.limits.by_name:
-            _logger.info("db=%s runner=%s channel limits across runners: %s", self.dbname,
-                         self.runner_id, ", ".join(str(v) for v in merged.by_name.values()) or "none")
+            self.log.info("limits", "channel limits across runners: %s",
+                          ", ".join(str(v) for v in merged.by_name.values()) or "none")
         self.limits = merged
 
     def close(self):
@@ -250,10 +249,10 @@ class DatabaseLoop:
                     return
                 self.runner.stats["reconnects"] += 1
                 delay = reconnect.next()
-                _logger.error("db=%s database %s unreachable (%s); retrying in %.1fs",
-                              self.dbname, dbmod.describe(self.cfg.db, self.dbname),
-                              str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
-                              delay)
+                self.log.error("db-unreachable", "database %s unreachable (%s); retrying in %.1fs",
+                               dbmod.describe(self.cfg.db, self.dbname),
+                               str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                               delay)
                 self.sleep(delay, "reconnect")
 
     def serve(self):
@@ -318,6 +317,8 @@ class DatabaseLoop:
             self.last_ok = time.monotonic()
             for job in result.jobs:
                 slots.add(self.dbname, job)
+                self.log.debug("job-claimed", "claimed (priority %s)", job.priority,
+                               uuid=job.uuid, channel=job.channel)
         if result.pending is not None:
             self.pending_groups = result.pending
         for group, (got, wake) in result.tried.items():
@@ -354,6 +355,8 @@ class DatabaseLoop:
                     self.group_retry.pop(self.limits.group_of(claim_mod.normalize_channel(
                         item.job.channel)), None)  # its group has a free slot now
                     self.runner.stats[f"finished_{state or 'gone'}"] += 1
+                    self.log.debug("job-finished", "claim over: job %s", state or "deleted",
+                                   uuid=item.job.uuid, channel=item.job.channel)
                 elif state == "started":
                     item.next_check = now + WATCH_INTERVAL  # still running: watch it
                 else:  # still enqueued with our token: the executor never took it
@@ -366,9 +369,9 @@ class DatabaseLoop:
                 if any(_not_taken(i.outcome) for i in to_release):
                     delay = self.dispatch_backoff.next()
                     self.hold_claims_until = time.monotonic() + delay
-                    _logger.warning("db=%s runner=%s executor did not take %d job(s) (%s); handed "
-                                    "back, claiming again in %.1fs", self.dbname, self.runner_id,
-                                    len(to_release), to_release[0].outcome, delay)
+                    self.log.warning("executor-not-taking", "executor did not take %d job(s) (%s); "
+                                     "handed back, claiming again in %.1fs", len(to_release),
+                                     to_release[0].outcome, delay, uuid=to_release[0].job.uuid)
             else:
                 self.dispatch_backoff.reset()
 
@@ -379,12 +382,11 @@ class DatabaseLoop:
         self.last_ok = time.monotonic()
         for job_id, uuid, why in rows:
             if why == "forgotten runner":
-                _logger.warning("db=%s runner=%s dead runner %s removed", self.dbname,
-                                self.runner_id, job_id)
+                self.log.warning("dead-runner-removed", "dead runner %s removed from the registry",
+                                 job_id)
             else:
                 self.runner.stats["recovered"] += 1
-                _logger.warning("db=%s runner=%s re-queued job uuid=%s (dead %s)", self.dbname,
-                                self.runner_id, uuid, why)
+                self.log.warning("job-requeued", "job re-queued (dead %s)", why, uuid=uuid)
 
     def shutdown(self):
         """Graceful stop: hand back what no executor started, wait for the rest."""
@@ -395,8 +397,8 @@ class DatabaseLoop:
                 released = set(claim_mod.release(cr, [i.job for i in mine]))
             for job_id in released:
                 self.runner.slots.remove(self.dbname, job_id)
-            _logger.info("db=%s runner=%s stopping: %d claim(s) handed back, %d running",
-                         self.dbname, self.runner_id, len(released), len(self.runner.slots.of(self.dbname)))
+            self.log.info("stopping", "stopping: %d claim(s) handed back, %d running",
+                          len(released), len(self.runner.slots.of(self.dbname)))
             while self.runner.slots.of(self.dbname) and time.monotonic() < deadline:
                 for item in self.runner.slots.of(self.dbname):
                     if item.outcome is None:
@@ -406,13 +408,13 @@ class DatabaseLoop:
                 self.sleep(min(0.2, max(0.0, deadline - time.monotonic())), "stopping")
             left = self.runner.slots.of(self.dbname)
             if left:
-                _logger.warning("db=%s runner=%s grace period over with %d job(s) still running "
-                                "in the executor", self.dbname, self.runner_id, len(left))
+                self.log.warning("grace-over", "grace period over with %d job(s) still running in "
+                                 "the executor", len(left), uuid=left[0].job.uuid)
             with self.conn.cursor() as cr:  # autocommit: ctl may be inside its lock transaction
                 cr.execute(queries.get("runner_delete"), {"id": self.runner_id})
         except (dbmod.OperationalError, dbmod.InterfaceError) as exc:
-            _logger.warning("db=%s stop: database error (%s); unstarted claims will be recovered "
-                            "by other runners", self.dbname, str(exc).strip().splitlines()[0])
+            self.log.warning("stop-db-error", "stop: database error (%s); unstarted claims will be "
+                             "recovered by other runners", str(exc).strip().splitlines()[0])
         finally:
             self.close()
 
@@ -463,8 +465,8 @@ class Runner:
         except (OSError, http.client.HTTPException) as exc:
             # a timeout or a cut is not a failure by itself: the database decides
             outcome = "lost"
-            _logger.info("db=%s job uuid=%s runjob request ended without answer: %s",
-                         loop.dbname, job.uuid, exc)
+            loop.log.info("runjob-no-answer", "runjob request ended without answer: %s", exc,
+                          uuid=job.uuid)
         item = self.slots.inflight.get((loop.dbname, job.id))
         if item is not None and item.job.token == job.token:
             item.outcome = outcome
@@ -504,8 +506,8 @@ class Runner:
     # -- lifecycle ---------------------------------------------------------------
     def stop(self, *_, quiet=False):
         if not self.stopping and not quiet:
-            _logger.info("stop requested: no new claims; waiting up to %.0fs for jobs in flight",
-                         self.cfg.grace)
+            _log.info("stop-requested", "stop requested: no new claims; waiting up to %.0fs for "
+                      "jobs in flight", self.cfg.grace)
         self.stopping = True
         for loop in self.loops:
             loop.poke("stop")
@@ -540,8 +542,9 @@ def discover_databases(cfg):
                 if not schema.queue_job_installed(cr):
                     continue
                 if not schema.schema_ready(cr):
-                    _logger.error("database %r has queue_job but not the queue_job_skiplocked schema; "
-                                  "skipped (run: queue-job-runner migrate --database %s)", name, name)
+                    _log.error("schema-missing", "database has queue_job but not the "
+                               "queue_job_skiplocked schema; skipped (run: queue-job-runner "
+                               "migrate --database %s)", name, db=name)
                     continue
                 found.append(name)
         finally:
@@ -561,7 +564,7 @@ PARENT_PID_ENV = "QUEUE_JOB_RUNNER_PARENT_PID"
 def watch_parent(runner, parent_pid, interval=1.0):
     while not runner.stopping:
         if os.getppid() != parent_pid:
-            _logger.warning("parent process %s is gone: stopping", parent_pid)
+            _log.warning("parent-gone", "parent process %s is gone: stopping", parent_pid)
             runner.stop()
             return
         time.sleep(interval)
@@ -572,9 +575,11 @@ def main(args):
 
     green.patch()
     cfg = config_mod.build(args)
+    logs.setup(cfg.log_level, cfg.log_format)
     green.DB_TIMEOUT = cfg.db_timeout
     if cfg.channel_tree.root_capacity == 0:
-        _logger.warning("channels %r give root capacity 0: this runner claims nothing", cfg.channels)
+        _log.warning("capacity-zero", "channels %r give root capacity 0: this runner claims "
+                     "nothing", cfg.channels)
     runner = Runner(cfg)
     signal.signal(signal.SIGTERM, runner.stop)
     signal.signal(signal.SIGINT, runner.stop)
@@ -590,8 +595,8 @@ def main(args):
             databases = discover_databases(cfg)
             break
         except dbmod.OperationalError as exc:
-            _logger.error("database server %s unreachable (%s); retrying in 5s",
-                          dbmod.describe(cfg.db), str(exc).strip().splitlines()[0])
+            _log.error("server-unreachable", "database server %s unreachable (%s); retrying in 5s",
+                       dbmod.describe(cfg.db), str(exc).strip().splitlines()[0])
             if runner.stopping:
                 return 0
             time.sleep(5)

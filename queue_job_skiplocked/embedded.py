@@ -11,7 +11,6 @@ or threaded server), restarted with backoff if it dies, SIGTERMed at stop.
 ``[queue_job] skip_locked_embedded_runner = False`` leaves the running to
 separate ``queue-job-runner`` processes."""
 
-import logging
 import os
 import subprocess
 import sys
@@ -21,13 +20,13 @@ import time
 from odoo.service import server
 from odoo.tools import config
 
-from jobrunner import config as core_config
+from jobrunner import config as core_config, logs
 from jobrunner.errors import ConfigError
 from jobrunner.runner import PARENT_PID_ENV
 
 from . import flag
 
-_logger = logging.getLogger(__name__)
+_log = logs.Log(__name__, inline=True)
 
 
 def runner_command():
@@ -59,8 +58,8 @@ class RunnerProcess:
         if self.stopping or (self.proc is not None and self.proc.poll() is None):
             return
         if self.proc is not None:
-            _logger.warning("queue_job_skiplocked runner exited with %s; restarting in %.0fs",
-                            self.proc.returncode, self._delay)
+            _log.warning("runner-exited", "queue_job_skiplocked runner exited with %s; restarting "
+                         "in %.0fs", self.proc.returncode, self._delay)
             if self.proc.returncode == 2:  # configuration error: it printed why
                 self._delay = max(self._delay, 30.0)
             self.proc = None
@@ -71,11 +70,11 @@ class RunnerProcess:
         try:
             argv, env = runner_command()
         except ConfigError as exc:
-            _logger.error("queue_job_skiplocked runner not started: %s", exc)
+            _log.error("runner-not-started", "queue_job_skiplocked runner not started: %s", exc)
             self._next_start = time.monotonic() + 60
             return
         self.proc = subprocess.Popen(argv, env=dict(os.environ, **env))
-        _logger.info("queue_job_skiplocked runner started (pid %s)", self.proc.pid)
+        _log.info("runner-started", "queue_job_skiplocked runner started (pid %s)", self.proc.pid)
 
     def stop(self, timeout=None):
         self.stopping = True
@@ -111,7 +110,8 @@ def _patch():
         # (it then logs "NOT started, because the root channel's capacity is
         # set to 0": say who did it)
         stock_jobrunner._is_runner_enabled = lambda: False
-        _logger.info("queue_job_skiplocked flag on: stock queue_job runner disabled")
+        _log.info("stock-runner-disabled", "queue_job_skiplocked flag on: stock queue_job runner "
+                  "disabled")
 
     orig_process_spawn = server.PreforkServer.process_spawn
     orig_prefork_stop = server.PreforkServer.stop

@@ -126,3 +126,17 @@ def max_overlap(intervals):
         cur += delta
         best = max(best, cur)
     return best
+
+
+def http_get(port, path, timeout=10):
+    """(status, body) of a GET on loopback; (None, "") when nothing answers."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return None, ""

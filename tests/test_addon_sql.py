@@ -122,10 +122,13 @@ def test_flag_bad_value_names_it_and_env_wins():
 def test_embedded_runner_command_reproduces_odoo_config():
     options = {"db_host": "pg", "db_port": "5433", "db_user": "odoo", "db_password": "pw",
                "db_name": "a,b", "http_interface": "127.0.0.1", "http_port": "8070"}
-    cfg = config.resolve({}, {"ODOO_QUEUE_JOB_CHANNELS": "root:3"}, {"wakeup": "poll"}, options)
+    cfg = config.resolve({}, {"ODOO_QUEUE_JOB_CHANNELS": "root:3"},
+                         {"wakeup": "poll", "log_format": "json"}, options)
     argv, env = config.runner_argv(cfg)
     assert "pw" not in " ".join(argv)  # the password travels in the environment
     again = config.build(parser().parse_args(argv), environ=env)
-    for attr in ("channels", "host", "port", "wakeup", "databases", "db", "poll_min", "poll_max"):
+    for attr in ("channels", "host", "port", "wakeup", "databases", "db", "poll_min", "poll_max",
+                 "log_level", "log_format"):
         assert getattr(again, attr) == getattr(cfg, attr), attr
     assert again.databases == ["a", "b"] and again.port == 8070 and again.db["password"] == "pw"
+    assert again.log_format == "json"

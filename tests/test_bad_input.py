@@ -6,7 +6,6 @@ one failed job, never the runner or the other jobs."""
 import re
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from jobrunner import config
 from jobrunner.errors import ConfigError
 from jobrunner.pgcluster import free_port
 
-from .helpers import wait_until
+from .helpers import http_get, wait_until
 from .procs import registered_runners, start_executor, start_runner
 
 DOC = Path(__file__).resolve().parent.parent / "migration_guide" / "bad_input.rst"
@@ -54,6 +53,10 @@ CONFIG_CASES = [
     ("port-range", ["--port", "70000"], {}, None, "invalid --port value '70000': must be <= 65535"),
     ("port-env", [], {"ODOO_QUEUE_JOB_PORT": "eighty"}, None, "invalid ODOO_QUEUE_JOB_PORT value 'eighty'"),
     ("scheme", ["--scheme", "ftp"], {}, None, "invalid --scheme value 'ftp': use http or https"),
+    ("log-level", ["--log-level", "verbose"], {}, None,
+     "invalid --log-level value 'verbose': use one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+    ("log-format", [], {"ODOO_QUEUE_JOB_LOG_FORMAT": "xml"}, None,
+     "invalid ODOO_QUEUE_JOB_LOG_FORMAT value 'xml': use one of text, json"),
     ("db-port", ["--db-port", "x"], {}, None, "invalid --db-port value 'x': expected an integer"),
     ("db-port-conf", [], {}, "[options]\ndb_port = fivefourthreetwo\n",
      "invalid [options] db_port value 'fivefourthreetwo'"),
@@ -110,12 +113,39 @@ def test_database_without_queue_job_is_refused_by_run(stock_db, pg_cluster):
     assert res.stderr.count("\n") == 1 and "queue_job is not installed" in res.stderr
 
 
-def _get(port, query):
+def test_no_database_found_is_refused(stock_db, pg_cluster):
+    """Discovery (no --database): stock_db has queue_job but not our schema."""
+    res = subprocess.run([sys.executable, "-m", "jobrunner", "run", "--db-host", pg_cluster.host,
+                          "--db-port", str(pg_cluster.port), "--db-user", pg_cluster.user],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2, res.stderr
+    last = res.stderr.splitlines()[-1]
+    assert last == ("queue-job-runner: error: no database with queue_job and the queue_job_skiplocked "
+                    "schema found; give --database NAME (and run queue-job-runner migrate)")
+    assert f"[schema-missing] db={stock_db.name}" in res.stderr  # and which one lacks it
+
+
+def test_postgresql_older_than_9_5_is_refused(pg_cluster):
+    """The check reads the server version of a real connection; an old
+    server is simulated by the one attribute psycopg2 exposes."""
+    from types import SimpleNamespace
+
+    from jobrunner import db
+
+    conn = db.connect({"host": pg_cluster.host, "port": pg_cluster.port, "user": pg_cluster.user},
+                      "postgres")
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/queue_job/runjob?{query}", timeout=30) as r:
-            return r.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
+        db.check_server_version(conn)  # the real one passes
+    finally:
+        conn.close()
+    with pytest.raises(ConfigError) as exc:
+        db.check_server_version(SimpleNamespace(server_version=90400))
+    assert str(exc.value) == ("PostgreSQL 9.4 is too old: FOR UPDATE SKIP LOCKED needs 9.5 or later "
+                              "(12+ supported); upgrade PostgreSQL")
+
+
+def _get(port, query):
+    return http_get(port, f"/queue_job/runjob?{query}", timeout=30)[0]
 
 
 def test_bad_runjob_requests_do_nothing_and_say_why(qdb, pg_cluster, procs):
@@ -132,9 +162,9 @@ def test_bad_runjob_requests_do_nothing_and_say_why(qdb, pg_cluster, procs):
         "runjob-wrong-token": (f"db={db}&job_uuid={uuid}&token=nope", 200,
                                "the request's token is not the job's current claim"),
         "runjob-unknown-job": (f"db={db}&job_uuid=no-such-uuid&token=tok", 200,
-                               "job no-such-uuid, but it does not exist"),
+                               "uuid=no-such-uuid: was requested to run the job, but it does not exist"),
         "runjob-other-database": (f"db=no_such_db&job_uuid={uuid}&token=tok", 503,
-                                  "cannot connect to database 'no_such_db'"),
+                                  "[runjob-db-unreachable] db=no_such_db"),
         "runjob-missing-parameter": (f"db={db}&token=tok", 400, "missing db or job_uuid"),
     }
     for case_id, (query, status, fragment) in cases.items():
@@ -193,6 +223,10 @@ def test_doc_table_and_tests_agree():
         "db-does-not-exist": "tests/test_bad_input.py::test_nonexistent_database_is_retried_with_one_line_per_attempt",
         "db-not-installed": "tests/test_bad_input.py::test_database_without_queue_job_is_refused_by_run",
         "db-not-migrated": "tests/test_config.py::test_database_without_our_schema_is_refused",
+        "notify-through-pooler":
+            "tests/test_pgbouncer.py::test_notify_mode_through_transaction_pooling_is_refused",
+        "no-database-found": "tests/test_bad_input.py::test_no_database_found_is_refused",
+        "postgres-too-old": "tests/test_bad_input.py::test_postgresql_older_than_9_5_is_refused",
     }
     root = Path(__file__).resolve().parent.parent
     for case_id, where in elsewhere.items():

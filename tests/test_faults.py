@@ -97,8 +97,10 @@ def test_killed_executor_job_is_requeued_then_done_or_found_dead(fdb, fault_clus
     wait_until(lambda: fdb.scalar("SELECT state FROM queue_job WHERE id = %s", (dead,)) == "failed",
                timeout=30, message="the job past max_retries to fail")
     assert fdb.execute("SELECT exc_name, retry FROM queue_job WHERE id = %s", (dead,)) == [("JobFoundDead", 3)]
-    wait_until(lambda: f"re-queued job uuid={fdb.scalar('SELECT uuid FROM queue_job WHERE id = %s', (again,))}"
-               in runner.output(), timeout=30, message="the requeue of the other")
+    again_uuid = fdb.scalar("SELECT uuid FROM queue_job WHERE id = %s", (again,))
+    wait_until(lambda: any("[job-requeued]" in line and f"uuid={again_uuid}" in line
+                           for line in runner.output().splitlines()),
+               timeout=30, message="the requeue of the other")
     assert fdb.scalar("SELECT retry FROM queue_job WHERE id = %s", (again,)) == 1  # retry+1
     executor = start_executor(fault_cluster, port=executor.port)  # back on its port
     procs.append(executor)

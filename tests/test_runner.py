@@ -140,8 +140,8 @@ def test_hint_wakes_an_idle_runner_before_its_timer(qdb, pg_cluster, procs):
     with qdb.conn.cursor() as cr:
         hint.notify(cr)  # after the enqueuing commit, from outside it
     wait_until(lambda: qdb.states() == {"done": 1}, timeout=20, message="the job to run")
-    assert "wakeup cause=hint" in runner.output()
-    assert "wakeup cause=timer" not in runner.output()
+    assert "woken by hint" in runner.output()
+    assert "woken by timer" not in runner.output()
 
 
 def test_future_eta_runs_after_eta_within_one_step(qdb, pg_cluster, procs):

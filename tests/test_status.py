@@ -6,7 +6,7 @@ import sys
 
 from jobrunner.pgcluster import free_port
 
-from .helpers import wait_until
+from .helpers import http_get, wait_until
 from .procs import db_args, registered_runners, start_executor, start_runner, stuck_runner
 
 
@@ -64,19 +64,6 @@ def test_status_shows_pending_age_and_global_limits(qdb, pg_cluster):
     assert report["runners"] == [] and report["capacity"] == 0
 
 
-def _http(port, path):
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except OSError:
-        return None, ""
-
-
 def _sample(text, name):
     for line in text.splitlines():
         if line.startswith(name + " ") or line.startswith(name + "{"):
@@ -91,12 +78,12 @@ def test_metrics_and_healthz_agree_with_a_live_drain(qdb, pg_cluster, procs):
     runner = start_runner(pg_cluster, [qdb.name], executor.port, "--channels", "root:4",
                           "--metrics-port", str(port))
     procs.append(runner)
-    wait_until(lambda: _http(port, "/healthz")[0] == 200, message="healthz 200")
+    wait_until(lambda: http_get(port, "/healthz")[0] == 200, message="healthz 200")
     qdb.insert_jobs(30, channel="root.m")
     wait_until(lambda: qdb.states() == {"done": 30}, message="the drain")
-    wait_until(lambda: _sample(_http(port, "/metrics")[1], "queue_job_runner_done_total") == 30,
+    wait_until(lambda: _sample(http_get(port, "/metrics")[1], "queue_job_runner_done_total") == 30,
                message="the runner to see every job done")
-    text = _http(port, "/metrics")[1]
+    text = http_get(port, "/metrics")[1]
     assert _sample(text, "queue_job_runner_claimed_total") == 30
     assert _sample(text, "queue_job_runner_dispatched_total") == 30
     assert _sample(text, "queue_job_runner_failed_total") == 0
@@ -104,7 +91,7 @@ def test_metrics_and_healthz_agree_with_a_live_drain(qdb, pg_cluster, procs):
     assert _sample(text, "queue_job_runner_up") == 1
     assert 'queue_job_runner_wakeups_total{cause="' in text
     assert "queue_job_runner_in_flight{" not in text  # nothing left in flight
-    assert _http(port, "/nope")[0] == 404
+    assert http_get(port, "/nope")[0] == 404
 
 
 def test_healthz_is_503_while_the_database_cannot_be_reached(pg_cluster, procs):
@@ -112,5 +99,5 @@ def test_healthz_is_503_while_the_database_cannot_be_reached(pg_cluster, procs):
     runner = start_runner(pg_cluster, ["postgres"], free_port(), "--db-port", str(free_port()),
                           "--metrics-port", str(port))
     procs.append(runner)
-    wait_until(lambda: _http(port, "/healthz")[0] == 503, message="healthz 503")
-    assert "not connected" in _http(port, "/healthz")[1] or "no database loop" in _http(port, "/healthz")[1]
+    wait_until(lambda: http_get(port, "/healthz")[0] == 503, message="healthz 503")
+    assert "not connected" in http_get(port, "/healthz")[1] or "no database loop" in http_get(port, "/healthz")[1]

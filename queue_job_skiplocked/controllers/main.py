@@ -1,16 +1,15 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-import logging
 import time
 
 from odoo import SUPERUSER_ID, http
 
 from odoo.addons.queue_job.controllers.main import RunJobController
 
-from jobrunner import queries, runjob
+from jobrunner import logs, queries, runjob
 
 from .. import flag
 
-_logger = logging.getLogger(__name__)
+_log = logs.Log(__name__, inline=True)
 
 # A lock seen by the SKIP LOCKED acquisition may be only passing (a runner's
 # claim scan holds candidate rows for the length of its statement).
@@ -43,9 +42,10 @@ class SkipLockedRunJobController(RunJobController):
                 return True
             reason = runjob.refusal(cr, job_uuid, token)
             if reason:
-                _logger.warning("was requested to run job %s, but %s: nothing done", job_uuid, reason)
+                _log.warning("runjob-refused", "was requested to run the job, but %s: nothing done",
+                             reason, db=cr.dbname, uuid=job_uuid)
                 return False
             time.sleep(0.002 * (attempt + 1))  # ours, locked for an instant
-        _logger.warning("was requested to run job %s, but it stayed locked: nothing done "
-                        "(the runner hands it back)", job_uuid)
+        _log.warning("runjob-locked", "was requested to run the job, but it stayed locked: "
+                     "nothing done", db=cr.dbname, uuid=job_uuid)
         return False

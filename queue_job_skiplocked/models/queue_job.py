@@ -1,13 +1,11 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-import logging
-
 from odoo import api, fields, models
 
-from jobrunner import claim, db, schema
+from jobrunner import claim, db, logs, schema
 
 from .. import flag, hints
 
-_logger = logging.getLogger(__name__)
+_log = logs.Log(__name__, inline=True)
 
 
 class QueueJob(models.Model):
@@ -26,7 +24,8 @@ class QueueJob(models.Model):
         schema.migrate(self.env.cr, self.env.cr.dbname)
         change = schema.apply_flag(self.env.cr, flag.is_on())
         if change:
-            _logger.info("queue_job_notify trigger %s (skip_locked=%s)", change, flag.is_on())
+            _log.info("trigger-changed", "queue_job_notify trigger %s (skip_locked=%s)", change,
+                      flag.is_on(), db=self.env.cr.dbname)
         return res
 
     @api.model_create_multi

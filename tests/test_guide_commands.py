@@ -1,0 +1,213 @@
+"""The migration guide's commands and examples, run as the guide shows them.
+
+Blocks and commands are read from migration_guide/README.rst itself, so a
+change there is a change here: the odoo.conf of the embedded runner, the
+systemd unit's ExecStart, the Kubernetes container's command and
+environment, `queue-job-runner migrate`, `-c odoo.conf` runners, `status`
+(table and --json), the SQL checks, /healthz and /metrics. Only what must
+differ on a test machine is substituted: paths, ports, the Odoo host (the
+reference executor here), 0.0.0.0 (loopback only in tests).
+
+test_guide.py walks the same guide with OCA's own runner before and after;
+the Odoo commands (`odoo -c odoo.conf -d DB -u queue_job_skiplocked`) run in
+real Odoo by the addon's tests (queue_job_skiplocked/tests)."""
+
+import configparser
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jobrunner import config, schema
+from jobrunner.pgcluster import free_port
+
+from .helpers import http_get, wait_until
+from .procs import Proc, registered_runners, start_executor
+
+ROOT = Path(__file__).resolve().parent.parent
+GUIDE = ROOT / "migration_guide" / "README.rst"
+# the installed console script, as an operator runs it
+RUNNER = str(Path(sys.executable).parent / "queue-job-runner")
+if not os.path.exists(RUNNER):
+    RUNNER = shutil.which("queue-job-runner")
+
+# Every command the guide shows, and where it is exercised.
+EXERCISED = {
+    "queue-job-runner migrate --database NAME": "test_the_guide_on_three_runners",
+    "queue-job-runner -c odoo.conf": "test_the_guide_on_three_runners",
+    "queue-job-runner status -c odoo.conf": "test_the_guide_on_three_runners",
+    "queue-job-runner run -c /etc/odoo/odoo.conf --metrics-port 9187": "test_the_guide_on_three_runners",
+    "queue-job-runner run -c /etc/odoo/odoo.conf --metrics-port 9187 --metrics-host 0.0.0.0":
+        "test_the_guide_on_three_runners",
+    "odoo -c odoo.conf -d DB -u queue_job_skiplocked --stop-after-init":
+        "queue_job_skiplocked/tests/test_skiplocked.py (real Odoo; schema.apply_flag here)",
+}
+
+
+def _text():
+    return GUIDE.read_text()
+
+
+def literal_block(intro):
+    """The indented block after the paragraph ending with `intro` + '::'."""
+    text = _text()
+    start = text.index(intro + "::") + len(intro) + 2
+    lines = []
+    for line in text[start:].lstrip("\n").splitlines():
+        if line and not line.startswith("    "):
+            break
+        lines.append(line[4:])
+    return "\n".join(lines).strip("\n")
+
+
+def guide_commands():
+    """queue-job-runner and odoo command lines the guide shows."""
+    text = _text()
+    found = set(re.findall(r"``((?:queue-job-runner|odoo) -[^`]*|queue-job-runner \w[^`]*)``",
+                           text.replace("\n   ", " ").replace("\n", " ")))
+    unit = literal_block("systemd (``/etc/systemd/system/queue-job-runner.service``)")
+    [exec_start] = re.findall(r"^ExecStart=(.*)$", unit, re.MULTILINE)
+    found.add(" ".join(["queue-job-runner", *shlex.split(exec_start)[1:]]))
+    found.add(" ".join(_k8s()["command"]))
+    return {" ".join(c.split()) for c in found}
+
+
+def _k8s():
+    block = literal_block("Kubernetes (N replicas, no leader)")
+    command = json.loads(re.search(r"command: (\[.*?\])", block, re.DOTALL).group(1))
+    env = dict(re.findall(r"- \{name: (\w+), value: \"([^\"]*)\"\}", block))
+    grace = int(re.search(r"terminationGracePeriodSeconds: (\d+)", block).group(1))
+    port = int(re.search(r"containerPort: (\d+), name: metrics", block).group(1))
+    probe = re.search(r"readinessProbe: \{httpGet: \{path: (\S+), port: metrics\}", block).group(1)
+    return {"command": command, "env": env, "grace": grace, "port": port, "probe": probe}
+
+
+def test_every_command_of_the_guide_is_exercised():
+    assert guide_commands() == set(EXERCISED), guide_commands() ^ set(EXERCISED)
+
+
+def _run(argv, env=None):
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, **(env or {})))
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def test_the_guide_on_three_runners(stock_db, pg_cluster, procs, tmp_path):
+    db = stock_db
+    executor = start_executor(pg_cluster)
+    procs.append(executor)
+    pg_env = {"PGHOST": pg_cluster.host, "PGPORT": str(pg_cluster.port), "PGUSER": pg_cluster.user}
+
+    # The odoo.conf of the guide, plus what points it at this machine
+    conf = configparser.RawConfigParser()
+    conf.read_string(literal_block("odoo.conf for the embedded runner"))
+    flag_conf = configparser.RawConfigParser()
+    flag_conf.read_string(literal_block("In odoo.conf (or ``ODOO_QUEUE_JOB_SKIP_LOCKED=true`` in the "
+                                        "environment)"))
+    for section in (conf, flag_conf):
+        assert config.skip_locked_flag({}, dict(section.items("queue_job"))) is True
+        assert "queue_job_skiplocked" in section.get("options", "server_wide_modules")
+    conf.set("options", "db_host", pg_cluster.host)
+    conf.set("options", "db_port", str(pg_cluster.port))
+    conf.set("options", "db_user", pg_cluster.user)
+    conf.set("options", "db_name", db.name)
+    conf.set("queue_job", "host", "127.0.0.1")
+    conf.set("queue_job", "port", str(executor.port))
+    odoo_conf = tmp_path / "odoo.conf"
+    with open(odoo_conf, "w") as f:
+        conf.write(f)
+
+    def cmd(shown):
+        assert shown in EXERCISED
+        return [RUNNER, *shlex.split(shown)[1:]]
+
+    # Install: `queue-job-runner migrate --database NAME` (libpq's PG* variables)
+    out = _run([a.replace("NAME", db.name) for a in cmd("queue-job-runner migrate --database NAME")],
+               pg_env)
+    assert f"{db.name}: queue_job_skiplocked schema is up to date" in out
+    trigger_sql = literal_block("The stock trigger, gone with the flag on (0) and back with it off (1)")
+    assert db.scalar(trigger_sql) == 1  # flag off: stock
+    with db.conn.cursor() as cr:  # what the addon's update does with the flag on
+        assert schema.apply_flag(cr, True) == "dropped"
+    assert db.scalar(trigger_sql) == 0
+
+    # Three runners: the systemd unit's, the Kubernetes container's, a plain one
+    unit = literal_block("systemd (``/etc/systemd/system/queue-job-runner.service``)")
+    [exec_start] = re.findall(r"^ExecStart=(.*)$", unit, re.MULTILINE)
+    stop_timeout = int(re.search(r"^TimeoutStopSec=(\d+)$", unit, re.MULTILINE).group(1))
+    assert stop_timeout > config.Config.grace  # SIGTERM's wait fits in the unit's
+    systemd_port, k8s_port = free_port(), free_port()
+    systemd_argv = [a.replace("/etc/odoo/odoo.conf", str(odoo_conf)).replace("9187", str(systemd_port))
+                    for a in shlex.split(exec_start)[1:]]
+    k8s = _k8s()
+    assert k8s["grace"] > config.Config.grace and k8s["probe"] == "/healthz"
+    assert k8s["command"][k8s["command"].index("--metrics-port") + 1] == str(k8s["port"])
+    k8s_argv = [a.replace("/etc/odoo/odoo.conf", str(odoo_conf)).replace(str(k8s["port"]), str(k8s_port))
+                .replace("0.0.0.0", "127.0.0.1") for a in k8s["command"][1:]]
+    k8s_env = dict(k8s["env"], ODOO_QUEUE_JOB_HOST="127.0.0.1")  # the Odoo Service, here
+    plain_argv = [a.replace("odoo.conf", str(odoo_conf)) for a in cmd("queue-job-runner -c odoo.conf")[1:]]
+    runners = {
+        "systemd": Proc(systemd_argv, executable=RUNNER),
+        "k8s": Proc(k8s_argv, env=k8s_env, executable=RUNNER),
+        "plain": Proc(plain_argv, executable=RUNNER),
+    }
+    procs.extend(runners.values())
+    wait_until(lambda: registered_runners(db) == 3, timeout=60, message="three runners")
+    for port in (systemd_port, k8s_port):  # the readiness probe
+        wait_until(lambda: http_get(port, "/healthz")[0] == 200, message=f"/healthz on {port}")
+
+    ids = db.insert_jobs(300)
+    wait_until(lambda: db.states() == {"done": 300}, timeout=120, message="300 jobs done")
+    assert db.scalar("SELECT count(DISTINCT job_id) FROM jobrunner_execution") == 300
+    assert db.execute("SELECT job_id FROM jobrunner_execution GROUP BY 1 HAVING count(*) > 1") == []
+    assert db.scalar("SELECT count(DISTINCT claimed_by) FROM queue_job WHERE id = ANY(%s)", (ids,)) >= 2
+
+    # Verify: status (table, --json), the SQL checks, /metrics
+    status_cmd = [a.replace("odoo.conf", str(odoo_conf)) for a in cmd("queue-job-runner status -c odoo.conf")]
+    table = _run(status_cmd)
+    assert f"database {db.name}: 0 running / capacity 12 (3 live runner(s))" in table
+    assert re.search(r"^root +0 +0 +0 +0 +300 +0 +0 +- +-$", table, re.MULTILINE), table
+    [report] = json.loads(_run(status_cmd + ["--json"]))
+    assert len(report["runners"]) == 3 and report["capacity"] == 12
+    assert {c["channel"]: c["states"] for c in report["channels"]} == {"root": {"done": 300}}
+    assert report["limits"] == {"root.export": "sequential"}  # from the guide's channels
+    assert db.execute(literal_block("SQL checks, on any node (``psql -d DB``). Jobs by state")) == \
+        [("done", 300)]
+    alive_sql = literal_block("``--recovery-interval``, its unstarted claims back to ``pending``)")
+    assert [row[-1] for row in db.execute(alive_sql)] == [True, True, True]
+    status, metrics = http_get(systemd_port, "/metrics")
+    done = sum(float(line.split()[-1]) for line in metrics.splitlines()
+               if line.startswith("queue_job_runner_done_total"))
+    assert status == 200 and 0 < done <= 300
+    # the Kubernetes runner logs JSON, as its environment says
+    assert all(json.loads(line)["event"] for line in runners["k8s"].output().splitlines())
+
+    # A node dies: the SQL check shows it dead until recovery drops its row
+    plain_id = db.scalar("SELECT id FROM queue_job_runner WHERE pid = %s", (runners["plain"].pid,))
+    runners["plain"].kill()
+    wait_until(lambda: (plain_id, True) not in [(r[0], r[-1]) for r in db.execute(alive_sql)],
+               message="the killed runner to show dead or gone")
+    wait_until(lambda: registered_runners(db) == 2, timeout=30, message="recovery to drop its row")
+
+    # Roll back: SIGTERM (within the unit's stop timeout), flag off
+    for name in ("systemd", "k8s"):
+        assert runners[name].terminate(timeout=stop_timeout) == 0
+    with db.conn.cursor() as cr:
+        assert schema.apply_flag(cr, False) == "restored"
+    assert db.scalar(trigger_sql) == 1
+    assert registered_runners(db) == 0
+
+
+@pytest.mark.parametrize("name", ["README.rst", "troubleshooting.rst", "bad_input.rst"])
+def test_guide_links_resolve(name):
+    """Files the guide and the README point to exist."""
+    text = (ROOT / "migration_guide" / name).read_text()
+    for target in re.findall(r"<([\w./-]+\.(?:rst|md|py))>`_", text):
+        assert (GUIDE.parent / target).exists() or (ROOT / target).exists(), target
