@@ -83,7 +83,8 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
-            "event": getattr(record, "event", None),
+            # a library's line (a Python warning, gevent) has no event of ours
+            "event": getattr(record, "event", None) or "library",
             **dict(_context(record)),
             "msg": record.getMessage(),
             "host": self.host,
@@ -103,3 +104,4 @@ def setup(level="INFO", fmt="text"):
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    logging.captureWarnings(True)  # Python warnings as log lines too: JSON stays JSON

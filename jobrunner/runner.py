@@ -573,9 +573,9 @@ def watch_parent(runner, parent_pid, interval=1.0):
 def main(args):
     from . import green
 
-    green.patch()
     cfg = config_mod.build(args)
-    logs.setup(cfg.log_level, cfg.log_format)
+    logs.setup(cfg.log_level, cfg.log_format)  # first: gevent's import may warn
+    green.patch()
     green.DB_TIMEOUT = cfg.db_timeout
     if cfg.channel_tree.root_capacity == 0:
         _log.warning("capacity-zero", "channels %r give root capacity 0: this runner claims "
