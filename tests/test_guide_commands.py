@@ -47,6 +47,8 @@ EXERCISED = {
         "test_the_guide_on_three_runners",
     "odoo -c odoo.conf -d DB -u queue_job_skiplocked --stop-after-init":
         "queue_job_skiplocked/tests/test_skiplocked.py (real Odoo; schema.apply_flag here)",
+    "odoo -c odoo.conf -d DB -i queue_job_skiplocked --stop-after-init":
+        "queue_job_skiplocked/tests (real Odoo: installed with -i; schema.migrate here)",
 }
 
 
