@@ -11,6 +11,8 @@ from datetime import datetime
 
 from . import queries
 
+DEAD_JOB_GRACE = 10.0  # seconds between `started` commit and the lock row (OCA's)
+
 
 @dataclass(frozen=True)
 class Bucket:
@@ -102,3 +104,11 @@ def release(cr, jobs):
     cr.execute(queries.get("release"),
                {"ids": [j.id for j in jobs], "tokens": [j.token for j in jobs]})
     return [r[0] for r in cr.fetchall()]
+
+
+def recover(cr, me):
+    """One recovery pass (query `recover`) on behalf of runner `me` (0: no
+    runner): dead runners' claims back to pending, dead executions
+    requeued. Returns (job id or runner id, uuid, why) rows."""
+    cr.execute(queries.get("recover"), {"me": me, "grace": DEAD_JOB_GRACE})
+    return cr.fetchall()

@@ -24,6 +24,8 @@ def _add_common(p):
     p.add_argument("--log-level", dest="log_level", help="DEBUG, INFO (default), WARNING, ERROR")
     p.add_argument("--log-format", dest="log_format",
                    help="text (default) or json: one object per line, with event, db, runner, uuid")
+    p.add_argument("--log-file", dest="log_file",
+                   help="append log lines to this file instead of stderr (reopened after logrotate)")
 
 
 def _add_run(p):

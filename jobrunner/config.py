@@ -37,6 +37,7 @@ class Config:
     metrics_host: str = "127.0.0.1"
     log_level: str = "INFO"
     log_format: str = "text"  # or json: one object per line
+    log_file: str | None = None  # None: stderr
     channel_tree: object = None
     sources: dict = field(default_factory=dict)  # attribute -> where its value came from
 
@@ -63,6 +64,7 @@ _QUEUE_JOB_KEYS = [
     ("metrics_host", "METRICS_HOST", "metrics_host"),
     ("log_level", "LOG_LEVEL", "log_level"),
     ("log_format", "LOG_FORMAT", "log_format"),
+    ("log_file", "LOG_FILE", "log_file"),
 ]
 _DB_KEYS = ["host", "port", "user", "password"]
 
@@ -220,6 +222,8 @@ def runner_argv(cfg):
             "--log-level", cfg.log_level, "--log-format", cfg.log_format]
     if cfg.http_timeout:
         argv += ["--http-timeout", str(cfg.http_timeout)]
+    if cfg.log_file:
+        argv += ["--log-file", cfg.log_file]
     for key in ("host", "port", "user"):
         if cfg.db.get(key):
             argv += [f"--db-{key}", str(cfg.db[key])]

@@ -7,6 +7,7 @@ path of the transactions that write jobs. Runners poll anyway: a lost or
 coalesced hint only costs latency.
 """
 
+import atexit
 import threading
 import time
 
@@ -28,10 +29,15 @@ class Hinter:
         self.conninfo = conninfo
         self.interval = interval
         self._pending = set()
+        self._sending = set()  # taken by the loop, maybe not sent yet
         self._cond = threading.Condition()
         self._conns = {}
+        self._send_lock = threading.Lock()  # the loop and flush() share connections
         self._thread = None
         self.sent = 0
+        # a daemon thread dies with its process: a short-lived one (odoo
+        # shell, a script, a recycled worker) would lose its last hint
+        atexit.register(self.flush)
 
     def hint(self, dbname):
         with self._cond:
@@ -47,26 +53,37 @@ class Hinter:
                 while not self._pending:
                     self._cond.wait()
                 batch, self._pending = self._pending, set()
+                self._sending = batch
             for dbname in batch:
                 self._send(dbname)
+            with self._cond:
+                self._sending = set()
             time.sleep(self.interval)  # the coalescing window: rate bound
 
-    def _send(self, dbname):
-        try:
-            conn = self._conns.get(dbname)
-            if conn is None or conn.closed:
-                conn = self._conns[dbname] = dbmod.connect(
-                    self.conninfo, dbname, application_name="queue-job-hint")
-            with conn.cursor() as cr:
-                cr.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
-            self.sent += 1
-        except Exception as exc:  # a lost hint is only latency: polling covers it
-            _log.warning("hint-not-sent", "wake-up hint not sent: %s",
-                         str(exc).strip().splitlines()[0], db=dbname)
-            conn = self._conns.pop(dbname, None)
-            if conn is not None:
-                conn.close()
+    def flush(self):
+        """Send the hints not sent yet, now, from the calling thread (one
+        the loop is sending may go twice: a hint only wakes runners)."""
+        with self._cond:
+            batch, self._pending = self._pending | self._sending, set()
+        for dbname in batch:
+            self._send(dbname)
 
+    def _send(self, dbname):
+        with self._send_lock:
+            try:
+                conn = self._conns.get(dbname)
+                if conn is None or conn.closed:
+                    conn = self._conns[dbname] = dbmod.connect(
+                        self.conninfo, dbname, application_name="queue-job-hint")
+                with conn.cursor() as cr:
+                    cr.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+                self.sent += 1
+            except Exception as exc:  # a lost hint is only latency: polling covers it
+                _log.warning("hint-not-sent", "wake-up hint not sent: %s",
+                             str(exc).strip().splitlines()[0], db=dbname)
+                conn = self._conns.pop(dbname, None)
+                if conn is not None:
+                    conn.close()
 
 def notify(cr):
     """Send one hint on an autocommit cursor (outside any job-writing transaction)."""

@@ -13,8 +13,12 @@ nothing of fields: there the event and fields are written into the message.
 
 import json
 import logging
+import logging.handlers
 import socket
 import time
+import warnings
+
+from .errors import ConfigError
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 FORMATS = ("text", "json")
@@ -95,9 +99,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
-def setup(level="INFO", fmt="text"):
-    """Configure the root logger of a runner process (stderr)."""
-    handler = logging.StreamHandler()
+def setup(level="INFO", fmt="text", path=None, where="--log-file"):
+    """Configure the root logger of a runner process: stderr, or the file
+    `path` (reopened when logrotate moves it, as Odoo's own logfile)."""
+    if path:
+        try:
+            handler = logging.handlers.WatchedFileHandler(path)
+        except OSError as exc:
+            raise ConfigError(f"invalid {where} value {path!r}: {exc.strerror}; "
+                              "fix the path or its permissions") from None
+    else:
+        handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -105,3 +117,5 @@ def setup(level="INFO", fmt="text"):
     root.addHandler(handler)
     root.setLevel(level)
     logging.captureWarnings(True)  # Python warnings as log lines too: JSON stays JSON
+    # gevent's import of pkg_resources (setuptools >= 80): nothing an operator can act on
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)

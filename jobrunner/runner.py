@@ -33,7 +33,6 @@ SERVER_KEEPALIVE = ("SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval =
 WATCH_INTERVAL = 1.0  # re-check of started jobs whose HTTP request ended early
 NOTIFY_PROBE_TIMEOUT = 5.0  # seconds for our own NOTIFY to come back at start
 HTTP_KEEP = 64  # idle kept-alive connections to the executor, at most
-DEAD_JOB_GRACE = 10.0  # seconds between `started` commit and the lock row (OCA's)
 
 
 @dataclass
@@ -377,8 +376,7 @@ class DatabaseLoop:
 
     def recover(self):
         with self.conn.cursor() as cr:
-            cr.execute(queries.get("recover"), {"me": self.runner_id, "grace": DEAD_JOB_GRACE})
-            rows = cr.fetchall()
+            rows = claim_mod.recover(cr, self.runner_id)
         self.last_ok = time.monotonic()
         for job_id, uuid, why in rows:
             if why == "forgotten runner":
@@ -574,7 +572,8 @@ def main(args):
     from . import green
 
     cfg = config_mod.build(args)
-    logs.setup(cfg.log_level, cfg.log_format)  # first: gevent's import may warn
+    # first: gevent's import may warn
+    logs.setup(cfg.log_level, cfg.log_format, cfg.log_file, cfg.sources.get("log_file"))
     green.patch()
     green.DB_TIMEOUT = cfg.db_timeout
     if cfg.channel_tree.root_capacity == 0:

@@ -1,6 +1,6 @@
 """Checks and applies our schema additions (the same file the addon applies)."""
 
-from . import queries
+from . import claim, queries
 from .errors import DatabaseNotReady
 
 
@@ -58,3 +58,13 @@ def apply_flag(cr, skip_locked):
         cr.execute(queries.sql_file("stock/notify_trigger.sql"))
         return "restored"
     return None
+
+
+def uninstall(cr):
+    """The addon's uninstall: leave stock queue_job as it was. Claims of
+    dead runners go back to pending, the stock trigger comes back whatever
+    the flag says, and what Odoo does not know of goes (Odoo itself drops
+    the claimed_by/claim_token columns and the queue_job_runner table)."""
+    claim.recover(cr, 0)
+    apply_flag(cr, False)
+    cr.execute(queries.sql_file("uninstall.sql"))

@@ -48,6 +48,8 @@ def collect(cr, dbname, string_limits=None):
         "limits": {name: _describe(lim) for name, lim in sorted(limits.items())},
         "runners": live,
         "dead_runners": [r for r in runners if not r["alive"]],
+        # present: stock queue_job's runner may be at work, and it is not listed
+        "stock_trigger": schema.stock_trigger_present(cr),
     }
 
 
@@ -93,6 +95,10 @@ def render(report):
                        f"channels {r['channels']} in flight {r['in_flight']}")
     else:
         out.append("live runners: none")
+    if report["stock_trigger"]:
+        out.append("stock queue_job_notify trigger present: the flag is off in this database (or "
+                   "the addon was not updated since it was turned on); stock queue_job's runner "
+                   "is not listed here")
     for r in report["dead_runners"]:
         out.append(f"dead runner #{r['id']} {r['host']} pid {r['pid']}: {r['in_flight']} job(s) wait for "
                    "recovery by a live runner")

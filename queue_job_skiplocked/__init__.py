@@ -2,3 +2,4 @@ from . import flag
 from . import models
 from . import controllers
 from . import embedded
+from .hooks import uninstall_hook

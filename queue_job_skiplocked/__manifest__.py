@@ -8,6 +8,8 @@
     "license": "LGPL-3",
     "category": "Generic Modules",
     "depends": ["queue_job"],
-    "external_dependencies": {"python": ["jobrunner"]},
+    # the distribution that provides jobrunner (pip install of this repository)
+    "external_dependencies": {"python": ["queue-job-skiplocked"]},
     "data": ["security/ir.model.access.csv"],
+    "uninstall_hook": "uninstall_hook",
 }

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 
+import odoo
 from odoo.service import server
 from odoo.tools import config
 
@@ -40,6 +41,8 @@ def runner_command():
     }
     options = {k: str(v) for k, v in options.items() if v not in (None, False, "")}
     cfg = core_config.resolve({}, os.environ, flag.queue_job_config(), options)
+    if not cfg.log_file and config.get("logfile"):
+        cfg.log_file = config["logfile"]  # its lines beside the server's, not on stderr
     argv, env = core_config.runner_argv(cfg)
     env[PARENT_PID_ENV] = str(os.getpid())  # it stops if this server is killed
     return [sys.executable, "-m", "jobrunner", *argv], env
@@ -107,11 +110,12 @@ def _patch():
         stock_jobrunner = None
     if flag.is_on() and stock_jobrunner is not None:
         # the stock runner must not dispatch beside ours, thread or worker
-        # (it then logs "NOT started, because the root channel's capacity is
-        # set to 0": say who did it)
+        # (a threaded server then logs "NOT started, because the root
+        # channel's capacity is set to 0": say who did it)
         stock_jobrunner._is_runner_enabled = lambda: False
-        _log.info("stock-runner-disabled", "queue_job_skiplocked flag on: stock queue_job runner "
-                  "disabled")
+        if not config["stop_after_init"] and not odoo.evented:  # once per server start
+            _log.info("stock-runner-disabled", "queue_job_skiplocked flag on: stock queue_job "
+                      "runner disabled")
 
     orig_process_spawn = server.PreforkServer.process_spawn
     orig_prefork_stop = server.PreforkServer.stop

@@ -123,12 +123,46 @@ def test_embedded_runner_command_reproduces_odoo_config():
     options = {"db_host": "pg", "db_port": "5433", "db_user": "odoo", "db_password": "pw",
                "db_name": "a,b", "http_interface": "127.0.0.1", "http_port": "8070"}
     cfg = config.resolve({}, {"ODOO_QUEUE_JOB_CHANNELS": "root:3"},
-                         {"wakeup": "poll", "log_format": "json"}, options)
+                         {"wakeup": "poll", "log_format": "json", "log_file": "/var/log/odoo/q.log"},
+                         options)
     argv, env = config.runner_argv(cfg)
     assert "pw" not in " ".join(argv)  # the password travels in the environment
     again = config.build(parser().parse_args(argv), environ=env)
     for attr in ("channels", "host", "port", "wakeup", "databases", "db", "poll_min", "poll_max",
-                 "log_level", "log_format"):
+                 "log_level", "log_format", "log_file"):
         assert getattr(again, attr) == getattr(cfg, attr), attr
     assert again.databases == ["a", "b"] and again.port == 8070 and again.db["password"] == "pw"
     assert again.log_format == "json"
+
+
+def _schema_of(db):
+    """queue_job's columns, every index and table and trigger of the database."""
+    return {
+        "columns": db.execute("SELECT column_name, data_type FROM information_schema.columns "
+                              "WHERE table_name = 'queue_job' ORDER BY 1"),
+        "indexes": db.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
+                              "ORDER BY 1"),
+        "tables": db.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"),
+        "triggers": db.execute("SELECT tgname, tgrelid::regclass::text FROM pg_trigger "
+                               "WHERE NOT tgisinternal ORDER BY 1"),
+    }
+
+
+def test_uninstall_leaves_stock_queue_job_as_it_was(stock_db):
+    stock = _schema_of(stock_db)
+    stock_db.migrate()
+    with stock_db.conn.cursor() as cr:
+        schema.apply_flag(cr, True)  # installed and switched on
+    # a runner that died with a claim: its row, no lock held
+    dead = stock_db.scalar("INSERT INTO queue_job_runner (host, pid) VALUES ('gone', 1) RETURNING id")
+    [job_id] = stock_db.insert_jobs(1)
+    stock_db.execute("UPDATE queue_job SET state = 'enqueued', claimed_by = %s, claim_token = 't', "
+                     "date_enqueued = now() AT TIME ZONE 'utc' WHERE id = %s", (dead, job_id))
+    with stock_db.conn.cursor() as cr:
+        schema.uninstall(cr)  # the addon's uninstall_hook
+        schema.uninstall(cr)  # idempotent
+    assert stock_db.execute("SELECT state, claimed_by FROM queue_job") == [("pending", None)]
+    # then Odoo drops what its ORM owns: the two fields' columns, the model's table
+    stock_db.execute("ALTER TABLE queue_job DROP COLUMN claimed_by CASCADE, "
+                     "DROP COLUMN claim_token CASCADE; DROP TABLE queue_job_runner CASCADE")
+    assert _schema_of(stock_db) == stock

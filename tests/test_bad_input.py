@@ -57,6 +57,11 @@ CONFIG_CASES = [
      "invalid --log-level value 'verbose': use one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
     ("log-format", [], {"ODOO_QUEUE_JOB_LOG_FORMAT": "xml"}, None,
      "invalid ODOO_QUEUE_JOB_LOG_FORMAT value 'xml': use one of text, json"),
+    ("log-file", ["--log-file", "/nonexistent/dir/runner.log"], {}, None,
+     "invalid --log-file value '/nonexistent/dir/runner.log': No such file or directory; "
+     "fix the path or its permissions"),
+    ("log-file-conf", [], {}, "[queue_job]\nlog_file = /nonexistent/runner.log\n",
+     "invalid [queue_job] log_file value '/nonexistent/runner.log'"),
     ("db-port", ["--db-port", "x"], {}, None, "invalid --db-port value 'x': expected an integer"),
     ("db-port-conf", [], {}, "[options]\ndb_port = fivefourthreetwo\n",
      "invalid [options] db_port value 'fivefourthreetwo'"),

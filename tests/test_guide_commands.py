@@ -38,6 +38,8 @@ if not os.path.exists(RUNNER):
     RUNNER = shutil.which("queue-job-runner")
 
 # Every command the guide shows, and where it is exercised.
+UNINSTALL = ("echo \"env['ir.module.module'].search([('name', '=', 'queue_job_skiplocked')])"
+             ".button_immediate_uninstall()\" | odoo shell -c odoo.conf -d DB --no-http")
 EXERCISED = {
     "queue-job-runner migrate --database NAME": "test_the_guide_on_three_runners",
     "queue-job-runner -c odoo.conf": "test_the_guide_on_three_runners",
@@ -45,11 +47,19 @@ EXERCISED = {
     "queue-job-runner run -c /etc/odoo/odoo.conf --metrics-port 9187": "test_the_guide_on_three_runners",
     "queue-job-runner run -c /etc/odoo/odoo.conf --metrics-port 9187 --metrics-host 0.0.0.0":
         "test_the_guide_on_three_runners",
-    "odoo -c odoo.conf -d DB -u queue_job_skiplocked --stop-after-init":
+    "/path/to/odoo/venv/bin/pip install --no-deps /path/to/checkout": "test_the_guide_install_commands",
+    "pip install --no-deps -e /path/to/checkout": "test_the_guide_install_commands",
+    "pip install /path/to/checkout": "test_the_guide_install_commands",
+    "/path/to/odoo/venv/bin/pip uninstall queue-job-skiplocked": "test_the_guide_install_commands",
+    "odoo -c odoo.conf -d DB -u queue_job_skiplocked --stop-after-init --no-http":
         "queue_job_skiplocked/tests/test_skiplocked.py (real Odoo; schema.apply_flag here)",
-    "odoo -c odoo.conf -d DB -i queue_job_skiplocked --stop-after-init":
+    "odoo -c odoo.conf -d DB -i queue_job_skiplocked --stop-after-init --no-http":
         "queue_job_skiplocked/tests (real Odoo: installed with -i; schema.migrate here)",
+    UNINSTALL: "real Odoo (session notes); schema.uninstall in test_addon_sql.py",
 }
+# how a command line starts, inline or in a literal block
+COMMAND = re.compile(r"^(?:(?:queue-job-runner|odoo) -|queue-job-runner \w|(?:/path/to/odoo/venv/bin/)?pip "
+                     r"(?:un)?install |echo .*\| odoo shell )")
 
 
 def _text():
@@ -69,10 +79,12 @@ def literal_block(intro):
 
 
 def guide_commands():
-    """queue-job-runner and odoo command lines the guide shows."""
+    """The command lines the guide shows: inline literals, lines of literal
+    blocks, the systemd unit's ExecStart, the Kubernetes container's command."""
     text = _text()
-    found = set(re.findall(r"``((?:queue-job-runner|odoo) -[^`]*|queue-job-runner \w[^`]*)``",
-                           text.replace("\n   ", " ").replace("\n", " ")))
+    inline = re.findall(r"``([^`]+)``", text.replace("\n   ", " ").replace("\n", " "))
+    block_lines = [line.strip() for line in text.splitlines() if line.startswith("    ")]
+    found = {c for c in inline + block_lines if COMMAND.match(c)}
     unit = literal_block("systemd (``/etc/systemd/system/queue-job-runner.service``)")
     [exec_start] = re.findall(r"^ExecStart=(.*)$", unit, re.MULTILINE)
     found.add(" ".join(["queue-job-runner", *shlex.split(exec_start)[1:]]))
@@ -109,7 +121,7 @@ def test_the_guide_on_three_runners(stock_db, pg_cluster, procs, tmp_path):
 
     # The odoo.conf of the guide, plus what points it at this machine
     conf = configparser.RawConfigParser()
-    conf.read_string(literal_block("odoo.conf for the embedded runner"))
+    conf.read_string(literal_block("``[queue_job] log_file`` gives it one of its own)"))
     flag_conf = configparser.RawConfigParser()
     flag_conf.read_string(literal_block("In odoo.conf (or ``ODOO_QUEUE_JOB_SKIP_LOCKED=true`` in the "
                                         "environment)"))
@@ -136,6 +148,9 @@ def test_the_guide_on_three_runners(stock_db, pg_cluster, procs, tmp_path):
     assert f"{db.name}: queue_job_skiplocked schema is up to date" in out
     trigger_sql = literal_block("The stock trigger, gone with the flag on (0) and back with it off (1)")
     assert db.scalar(trigger_sql) == 1  # flag off: stock
+    status_cmd = [a.replace("odoo.conf", str(odoo_conf)) for a in cmd("queue-job-runner status -c odoo.conf")]
+    table = _run(status_cmd)  # the install's check, as the guide words it
+    assert "live runners: none" in table and "stock queue_job_notify trigger present" in table
     with db.conn.cursor() as cr:  # what the addon's update does with the flag on
         assert schema.apply_flag(cr, True) == "dropped"
     assert db.scalar(trigger_sql) == 0
@@ -172,7 +187,6 @@ def test_the_guide_on_three_runners(stock_db, pg_cluster, procs, tmp_path):
     assert db.scalar("SELECT count(DISTINCT claimed_by) FROM queue_job WHERE id = ANY(%s)", (ids,)) >= 2
 
     # Verify: status (table, --json), the SQL checks, /metrics
-    status_cmd = [a.replace("odoo.conf", str(odoo_conf)) for a in cmd("queue-job-runner status -c odoo.conf")]
     table = _run(status_cmd)
     assert f"database {db.name}: 0 running / capacity 12 (3 live runner(s))" in table
     assert re.search(r"^root +0 +0 +0 +0 +300 +0 +0 +- +-$", table, re.MULTILINE), table
@@ -184,6 +198,10 @@ def test_the_guide_on_three_runners(stock_db, pg_cluster, procs, tmp_path):
         [("done", 300)]
     alive_sql = literal_block("``--recovery-interval``, its unstarted claims back to ``pending``)")
     assert [row[-1] for row in db.execute(alive_sql)] == [True, True, True]
+    by_runner = db.execute(literal_block("jobs the stock runner ran)"))
+    assert sum(n for _runner, n in by_runner) == 300 and len(by_runner) >= 2
+    assert {r for r, _n in by_runner} <= {r[0] for r in db.execute(alive_sql)}
+    assert "stock queue_job_notify trigger present" not in table
     status, metrics = http_get(systemd_port, "/metrics")
     done = sum(float(line.split()[-1]) for line in metrics.splitlines()
                if line.startswith("queue_job_runner_done_total"))
@@ -205,6 +223,58 @@ def test_the_guide_on_three_runners(stock_db, pg_cluster, procs, tmp_path):
         assert schema.apply_flag(cr, False) == "restored"
     assert db.scalar(trigger_sql) == 1
     assert registered_runners(db) == 0
+
+
+def test_the_guide_install_commands(stock_db, pg_cluster, tmp_path):
+    """Prerequisites' pip commands, run as shown into a virtualenv standing
+    in for Odoo's (it sees this machine's psycopg2/gevent/werkzeug as Odoo's
+    venv has its own): what they install works from the installed copy."""
+    if stock_db.version != "17":
+        pytest.skip("packaging does not depend on the schema series: once is enough")
+    # a checkout of its own: the builds write build/ and *.egg-info into it
+    checkout = tmp_path / "checkout"
+    shutil.copytree(ROOT, checkout, ignore=shutil.ignore_patterns(
+        ".git", "build", "*.egg-info", "__pycache__", ".pytest_cache", "benchmarks"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True,
+                   timeout=120)
+    pip, runner = str(venv / "bin" / "pip"), str(venv / "bin" / "queue-job-runner")
+    site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; "
+                                "print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    env = {"PGHOST": pg_cluster.host, "PGPORT": str(pg_cluster.port), "PGUSER": pg_cluster.user,
+           "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONPATH": ""}
+
+    def shown(command, **kw):
+        assert command in EXERCISED
+        argv = [a.replace("/path/to/checkout", str(checkout)) for a in shlex.split(command)]
+        argv[0] = pip  # /path/to/odoo/venv/bin/pip, or `pip` of that venv
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                             env=dict(os.environ, **env), **kw)
+        assert res.returncode == 0, res.stdout + res.stderr
+        return res.stdout
+
+    def installed_copy_works():
+        # from tmp_path: this checkout is not on sys.path, only what pip installed
+        out = subprocess.run([runner, "migrate", "--database", stock_db.name], capture_output=True,
+                             text=True, timeout=120, cwd=tmp_path, env=dict(os.environ, **env))
+        assert out.returncode == 0, out.stderr
+        assert f"{stock_db.name}: queue_job_skiplocked schema is up to date" in out.stdout
+
+    shown("/path/to/odoo/venv/bin/pip install --no-deps /path/to/checkout")
+    addon = site / "odoo" / "addons" / "queue_job_skiplocked"
+    assert (addon / "__manifest__.py").exists()  # where Odoo finds pip-installed addons
+    assert {p.name for p in (site / "jobrunner" / "sql").glob("*.sql")} == \
+        {p.name for p in (checkout / "jobrunner" / "sql").glob("*.sql")}
+    installed_copy_works()
+    shown("/path/to/odoo/venv/bin/pip uninstall queue-job-skiplocked", input="y\n")
+    assert not os.path.exists(runner) and not addon.exists()
+
+    shown("pip install --no-deps -e /path/to/checkout")  # a source deployment
+    installed_copy_works()
+    shown("/path/to/odoo/venv/bin/pip uninstall queue-job-skiplocked", input="y\n")
+    shown("pip install /path/to/checkout")  # a runner host: dependencies already there
+    installed_copy_works()
 
 
 @pytest.mark.parametrize("name", ["README.rst", "troubleshooting.rst", "bad_input.rst"])

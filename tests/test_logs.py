@@ -122,3 +122,22 @@ def test_text_lines_name_event_db_runner_and_uuid(qdb, pg_cluster, procs):
     pattern = (r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \d+ DEBUG jobrunner\.runner \[job-claimed\] "
                rf"db={qdb.name} runner={me} uuid={uuid} channel=root: claimed \(priority 10\)$")
     assert re.search(pattern, runner.output(), re.MULTILINE), runner.output()
+
+
+def test_log_file_gets_the_lines_and_is_reopened_after_logrotate(qdb, pg_cluster, procs, tmp_path):
+    """--log-file (the embedded runner gets Odoo's logfile): lines go there,
+    not to stderr, and a file moved away by logrotate is replaced."""
+    path = tmp_path / "runner.log"
+    executor = start_executor(pg_cluster)
+    procs.append(executor)
+    runner = start_runner(pg_cluster, [qdb.name], executor.port, "--log-file", str(path),
+                          "--log-level", "DEBUG")
+    procs.append(runner)
+    wait_until(lambda: path.exists() and "[connected]" in path.read_text(), message="the file's lines")
+    path.rename(tmp_path / "runner.log.1")  # logrotate without copytruncate
+    [job] = qdb.insert_jobs(1)
+    uuid = qdb.scalar("SELECT uuid FROM queue_job WHERE id = %s", (job,))
+    wait_until(lambda: path.exists() and f"[job-finished] db={qdb.name}" in path.read_text(),
+               message="lines in the new file")
+    assert uuid in path.read_text()
+    assert "[connected]" not in runner.output()  # nothing on stderr

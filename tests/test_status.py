@@ -1,13 +1,18 @@
 """queue-job-runner status against live runners and the table itself."""
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
+from jobrunner import schema
 from jobrunner.pgcluster import free_port
 
 from .helpers import http_get, wait_until
 from .procs import db_args, registered_runners, start_executor, start_runner, stuck_runner
+
+GUIDE = Path(__file__).resolve().parent.parent / "migration_guide" / "README.rst"
 
 
 def status(pg_cluster, db, *extra):
@@ -64,6 +69,16 @@ def test_status_shows_pending_age_and_global_limits(qdb, pg_cluster):
     assert report["runners"] == [] and report["capacity"] == 0
 
 
+def test_status_says_when_the_stock_runner_may_be_the_one_at_work(qdb, pg_cluster):
+    # flag off (stock trigger in place): our table of runners is not the whole story
+    assert json.loads(status(pg_cluster, qdb, "--json"))[0]["stock_trigger"] is True
+    assert "stock queue_job_notify trigger present: the flag is off" in status(pg_cluster, qdb)
+    with qdb.conn.cursor() as cr:
+        schema.apply_flag(cr, True)  # the addon's update with the flag on
+    assert json.loads(status(pg_cluster, qdb, "--json"))[0]["stock_trigger"] is False
+    assert "trigger present" not in status(pg_cluster, qdb)
+
+
 def _sample(text, name):
     for line in text.splitlines():
         if line.startswith(name + " ") or line.startswith(name + "{"):
@@ -92,6 +107,11 @@ def test_metrics_and_healthz_agree_with_a_live_drain(qdb, pg_cluster, procs):
     assert 'queue_job_runner_wakeups_total{cause="' in text
     assert "queue_job_runner_in_flight{" not in text  # nothing left in flight
     assert http_get(port, "/nope")[0] == 404
+    # the guide's table of metrics is what a runner serves
+    served = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.MULTILINE))
+    documented = dict(re.findall(r"^   \* - ``(queue_job_runner_\w+)``\n     - (\w+)$",
+                                 GUIDE.read_text(), re.MULTILINE))
+    assert documented == served
 
 
 def test_healthz_is_503_while_the_database_cannot_be_reached(pg_cluster, procs):

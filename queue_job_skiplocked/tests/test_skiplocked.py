@@ -5,7 +5,7 @@ from odoo.tests import common
 
 from jobrunner import schema
 
-from .. import flag
+from .. import flag, hooks
 
 
 class TestSkipLocked(common.TransactionCase):
@@ -50,3 +50,14 @@ class TestSkipLocked(common.TransactionCase):
         runner_id = self.env.cr.fetchone()[0]
         runner = self.env["queue.job.runner"].browse(runner_id)
         self.assertEqual((runner.host, runner.pid, runner.channels), ("h", 1, "root:1"))
+
+    def test_uninstall_hook_puts_stock_queue_job_back(self):
+        # inside the test's transaction: PostgreSQL rolls the DDL back with it
+        schema.apply_flag(self.env.cr, True)
+        hooks.uninstall_hook(self.env)
+        self.assertTrue(schema.stock_trigger_present(self.env.cr))
+        self.env.cr.execute(
+            "SELECT indexname FROM pg_indexes WHERE indexname LIKE 'queue_job_skiplocked_%%' "
+            "AND indexname <> 'queue_job_skiplocked_enqueued_index'"
+        )
+        self.assertEqual(self.env.cr.fetchall(), [])  # the last one goes with its column
