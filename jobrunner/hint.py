@@ -85,6 +85,7 @@ class Hinter:
                 if conn is not None:
                     conn.close()
 
+
 def notify(cr):
     """Send one hint on an autocommit cursor (outside any job-writing transaction)."""
     cr.execute("SELECT pg_notify(%s, '')", (CHANNEL,))

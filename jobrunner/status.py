@@ -91,7 +91,7 @@ def render(report):
     if report["runners"]:
         out.append("live runners:")
         for r in report["runners"]:
-            out.append(f"  #{r['id']} {r['host']} pid {r['pid']} since {r['since']} "
+            out.append(f"  #{r['id']} {r['host']} pid {r['pid']} since {r['since']} UTC "
                        f"channels {r['channels']} in flight {r['in_flight']}")
     else:
         out.append("live runners: none")

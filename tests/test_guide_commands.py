@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+import jobrunner
 from jobrunner import config, schema
 from jobrunner.pgcluster import free_port
 
@@ -42,7 +43,11 @@ UNINSTALL = ("echo \"env['ir.module.module'].search([('name', '=', 'queue_job_sk
              ".button_immediate_uninstall()\" | odoo shell -c odoo.conf -d DB --no-http")
 EXERCISED = {
     "queue-job-runner migrate --database NAME": "test_the_guide_on_three_runners",
-    "queue-job-runner -c odoo.conf": "test_the_guide_on_three_runners",
+    "queue-job-runner -c odoo.conf": "test_the_guide_on_three_runners (its sized runner)",
+    "queue-job-runner run -c odoo.conf": "test_the_guide_on_three_runners (its plain runner)",
+    "queue-job-runner --version": "test_the_guide_install_commands",
+    "queue-job-runner -c odoo.conf --channels root:1,root.export:1:sequential":
+        "test_the_guide_on_three_runners",
     "queue-job-runner status -c odoo.conf": "test_the_guide_on_three_runners",
     "queue-job-runner run -c /etc/odoo/odoo.conf --metrics-port 9187": "test_the_guide_on_three_runners",
     "queue-job-runner run -c /etc/odoo/odoo.conf --metrics-port 9187 --metrics-host 0.0.0.0":
@@ -50,7 +55,7 @@ EXERCISED = {
     "/path/to/odoo/venv/bin/pip install --no-deps /path/to/checkout": "test_the_guide_install_commands",
     "pip install --no-deps -e /path/to/checkout": "test_the_guide_install_commands",
     "pip install /path/to/checkout": "test_the_guide_install_commands",
-    "/path/to/odoo/venv/bin/pip uninstall queue-job-skiplocked": "test_the_guide_install_commands",
+    "/path/to/odoo/venv/bin/pip uninstall -y queue-job-skiplocked": "test_the_guide_install_commands",
     "odoo -c odoo.conf -d DB -u queue_job_skiplocked --stop-after-init --no-http":
         "queue_job_skiplocked/tests/test_skiplocked.py (real Odoo; schema.apply_flag here)",
     "odoo -c odoo.conf -d DB -i queue_job_skiplocked --stop-after-init --no-http":
@@ -60,6 +65,12 @@ EXERCISED = {
 # how a command line starts, inline or in a literal block
 COMMAND = re.compile(r"^(?:(?:queue-job-runner|odoo) -|queue-job-runner \w|(?:/path/to/odoo/venv/bin/)?pip "
                      r"(?:un)?install |echo .*\| odoo shell )")
+
+
+def cmd_of(shown):
+    """A command as the guide shows it (and as EXERCISED lists it)."""
+    assert shown in EXERCISED, shown
+    return shown
 
 
 def _text():
@@ -139,8 +150,7 @@ def test_the_guide_on_three_runners(stock_db, pg_cluster, procs, tmp_path):
         conf.write(f)
 
     def cmd(shown):
-        assert shown in EXERCISED
-        return [RUNNER, *shlex.split(shown)[1:]]
+        return [RUNNER, *shlex.split(cmd_of(shown))[1:]]
 
     # Install: `queue-job-runner migrate --database NAME` (libpq's PG* variables)
     out = _run([a.replace("NAME", db.name) for a in cmd("queue-job-runner migrate --database NAME")],
@@ -155,7 +165,8 @@ def test_the_guide_on_three_runners(stock_db, pg_cluster, procs, tmp_path):
         assert schema.apply_flag(cr, True) == "dropped"
     assert db.scalar(trigger_sql) == 0
 
-    # Three runners: the systemd unit's, the Kubernetes container's, a plain one
+    # Four runners: the systemd unit's, the Kubernetes container's, a plain
+    # one, one with a capacity of its own (the guide's sizing)
     unit = literal_block("systemd (``/etc/systemd/system/queue-job-runner.service``)")
     [exec_start] = re.findall(r"^ExecStart=(.*)$", unit, re.MULTILINE)
     stop_timeout = int(re.search(r"^TimeoutStopSec=(\d+)$", unit, re.MULTILINE).group(1))
@@ -169,14 +180,17 @@ def test_the_guide_on_three_runners(stock_db, pg_cluster, procs, tmp_path):
     k8s_argv = [a.replace("/etc/odoo/odoo.conf", str(odoo_conf)).replace(str(k8s["port"]), str(k8s_port))
                 .replace("0.0.0.0", "127.0.0.1") for a in k8s["command"][1:]]
     k8s_env = dict(k8s["env"], ODOO_QUEUE_JOB_HOST="127.0.0.1")  # the Odoo Service, here
-    plain_argv = [a.replace("odoo.conf", str(odoo_conf)) for a in cmd("queue-job-runner -c odoo.conf")[1:]]
+    plain_argv = [a.replace("odoo.conf", str(odoo_conf)) for a in cmd("queue-job-runner run -c odoo.conf")[1:]]
     runners = {
         "systemd": Proc(systemd_argv, executable=RUNNER),
         "k8s": Proc(k8s_argv, env=k8s_env, executable=RUNNER),
         "plain": Proc(plain_argv, executable=RUNNER),
+        "sized": Proc([a.replace("odoo.conf", str(odoo_conf)) for a in cmd(
+            "queue-job-runner -c odoo.conf --channels root:1,root.export:1:sequential")[1:]],
+            executable=RUNNER),
     }
     procs.extend(runners.values())
-    wait_until(lambda: registered_runners(db) == 3, timeout=60, message="three runners")
+    wait_until(lambda: registered_runners(db) == 4, timeout=60, message="four runners")
     for port in (systemd_port, k8s_port):  # the readiness probe
         wait_until(lambda: http_get(port, "/healthz")[0] == 200, message=f"/healthz on {port}")
 
@@ -188,16 +202,16 @@ def test_the_guide_on_three_runners(stock_db, pg_cluster, procs, tmp_path):
 
     # Verify: status (table, --json), the SQL checks, /metrics
     table = _run(status_cmd)
-    assert f"database {db.name}: 0 running / capacity 12 (3 live runner(s))" in table
+    assert f"database {db.name}: 0 running / capacity 13 (4 live runner(s))" in table
     assert re.search(r"^root +0 +0 +0 +0 +300 +0 +0 +- +-$", table, re.MULTILINE), table
     [report] = json.loads(_run(status_cmd + ["--json"]))
-    assert len(report["runners"]) == 3 and report["capacity"] == 12
+    assert len(report["runners"]) == 4 and report["capacity"] == 13
     assert {c["channel"]: c["states"] for c in report["channels"]} == {"root": {"done": 300}}
     assert report["limits"] == {"root.export": "sequential"}  # from the guide's channels
     assert db.execute(literal_block("SQL checks, on any node (``psql -d DB``). Jobs by state")) == \
         [("done", 300)]
-    alive_sql = literal_block("``--recovery-interval``, its unstarted claims back to ``pending``)")
-    assert [row[-1] for row in db.execute(alive_sql)] == [True, True, True]
+    alive_sql = literal_block("back to ``pending``)")
+    assert [row[-1] for row in db.execute(alive_sql)] == [True] * 4
     by_runner = db.execute(literal_block("jobs the stock runner ran)"))
     assert sum(n for _runner, n in by_runner) == 300 and len(by_runner) >= 2
     assert {r for r, _n in by_runner} <= {r[0] for r in db.execute(alive_sql)}
@@ -214,15 +228,30 @@ def test_the_guide_on_three_runners(stock_db, pg_cluster, procs, tmp_path):
     runners["plain"].kill()
     wait_until(lambda: (plain_id, True) not in [(r[0], r[-1]) for r in db.execute(alive_sql)],
                message="the killed runner to show dead or gone")
-    wait_until(lambda: registered_runners(db) == 2, timeout=30, message="recovery to drop its row")
+    wait_until(lambda: registered_runners(db) == 3, timeout=30, message="recovery to drop its row")
 
     # Roll back: SIGTERM (within the unit's stop timeout), flag off
-    for name in ("systemd", "k8s"):
+    for name in ("systemd", "k8s", "sized"):
         assert runners[name].terminate(timeout=stop_timeout) == 0
     with db.conn.cursor() as cr:
         assert schema.apply_flag(cr, False) == "restored"
     assert db.scalar(trigger_sql) == 1
     assert registered_runners(db) == 0
+
+
+def test_the_guide_removal_check(stock_db):
+    """Remove completely: the guide's check reads (1, 0, 0) once the addon's
+    uninstall and Odoo's own drops are done, and not before."""
+    check = literal_block("Check (1, then 0 and 0)")
+    stock_db.migrate()
+    with stock_db.conn.cursor() as cr:
+        schema.apply_flag(cr, True)
+    assert stock_db.execute(check) != [(1, 0, 0)]
+    with stock_db.conn.cursor() as cr:
+        schema.uninstall(cr)  # the uninstall hook
+    stock_db.execute("ALTER TABLE queue_job DROP COLUMN claimed_by CASCADE, "
+                     "DROP COLUMN claim_token CASCADE; DROP TABLE queue_job_runner CASCADE")  # Odoo's
+    assert stock_db.execute(check) == [(1, 0, 0)]
 
 
 def test_the_guide_install_commands(stock_db, pg_cluster, tmp_path):
@@ -262,17 +291,20 @@ def test_the_guide_install_commands(stock_db, pg_cluster, tmp_path):
         assert f"{stock_db.name}: queue_job_skiplocked schema is up to date" in out.stdout
 
     shown("/path/to/odoo/venv/bin/pip install --no-deps /path/to/checkout")
+    version = subprocess.run([runner, *shlex.split(cmd_of("queue-job-runner --version"))[1:]],
+                             capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.strip() == jobrunner.__version__
     addon = site / "odoo" / "addons" / "queue_job_skiplocked"
     assert (addon / "__manifest__.py").exists()  # where Odoo finds pip-installed addons
     assert {p.name for p in (site / "jobrunner" / "sql").glob("*.sql")} == \
         {p.name for p in (checkout / "jobrunner" / "sql").glob("*.sql")}
     installed_copy_works()
-    shown("/path/to/odoo/venv/bin/pip uninstall queue-job-skiplocked", input="y\n")
+    shown("/path/to/odoo/venv/bin/pip uninstall -y queue-job-skiplocked")
     assert not os.path.exists(runner) and not addon.exists()
 
     shown("pip install --no-deps -e /path/to/checkout")  # a source deployment
     installed_copy_works()
-    shown("/path/to/odoo/venv/bin/pip uninstall queue-job-skiplocked", input="y\n")
+    shown("/path/to/odoo/venv/bin/pip uninstall -y queue-job-skiplocked")
     shown("pip install /path/to/checkout")  # a runner host: dependencies already there
     installed_copy_works()
 
