@@ -44,6 +44,14 @@ class Database:
         with self.conn.cursor() as cr:
             schema.migrate(cr, self.name)
 
+    def uninstall_addon(self):
+        """What uninstalling the addon does: its uninstall_hook, then what
+        Odoo drops itself (the two fields' columns, the model's table)."""
+        with self.conn.cursor() as cr:
+            schema.uninstall(cr)
+        self.execute("ALTER TABLE queue_job DROP COLUMN claimed_by CASCADE, "
+                     "DROP COLUMN claim_token CASCADE; DROP TABLE queue_job_runner CASCADE")
+
     @property
     def cli_args(self):
         return ["--db-host", self.conninfo["host"], "--db-port", str(self.conninfo["port"]),

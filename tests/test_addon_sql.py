@@ -160,9 +160,6 @@ def test_uninstall_leaves_stock_queue_job_as_it_was(stock_db):
                      "date_enqueued = now() AT TIME ZONE 'utc' WHERE id = %s", (dead, job_id))
     with stock_db.conn.cursor() as cr:
         schema.uninstall(cr)  # the addon's uninstall_hook
-        schema.uninstall(cr)  # idempotent
     assert stock_db.execute("SELECT state, claimed_by FROM queue_job") == [("pending", None)]
-    # then Odoo drops what its ORM owns: the two fields' columns, the model's table
-    stock_db.execute("ALTER TABLE queue_job DROP COLUMN claimed_by CASCADE, "
-                     "DROP COLUMN claim_token CASCADE; DROP TABLE queue_job_runner CASCADE")
+    stock_db.uninstall_addon()  # the hook again (idempotent), then Odoo's own drops
     assert _schema_of(stock_db) == stock
