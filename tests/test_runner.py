@@ -168,7 +168,10 @@ def test_sigterm_during_a_drain_hands_back_claims_and_exits_0(qdb, pg_cluster, p
     wait_until(lambda: registered_runners(qdb) == 1)
     runner_id = qdb.scalar("SELECT id FROM queue_job_runner")
     qdb.insert_jobs(30, method_name="sleep", args="[0.5]")
-    wait_until(lambda: qdb.states().get("enqueued", 0) >= 3, message="claims waiting for a worker")
+    # a job started (the executor has made its execution log) and claims wait
+    # for a worker: on a loaded machine the claims can come before either
+    wait_until(lambda: (lambda s: s.get("enqueued", 0) >= 3 and s.get("started", 0) >= 1)(qdb.states()),
+               message="claims waiting for a worker")
     t0 = time.monotonic()
     assert runner.terminate(timeout=30) == 0
     assert time.monotonic() - t0 < 15
