@@ -56,7 +56,7 @@ def _engine_worker(conninfo, dbname, batch, runner_id, seconds, start):
     deadline = time.perf_counter() + seconds
     with conn.cursor() as cr:
         while time.perf_counter() < deadline:
-            jobs, _ = claim.claim(cr, runner_id, buckets, batch)
+            jobs, _, _ = claim.claim(cr, runner_id, buckets, batch)
             if not jobs:
                 break
             cr.execute(DONE.format(runner=int(runner_id)))

@@ -13,7 +13,7 @@ parsed and kept for the database-side limits.
 
 from dataclasses import dataclass, field
 
-from .claim import Bucket, normalize_channel
+from .plan import build_buckets, normalize_channel
 from .errors import ConfigError
 
 SYNTAX = "expected channel(.sub)*[:capacity[:key[=value]]...] separated by commas or newlines"
@@ -114,10 +114,6 @@ class ChannelTree:
 
     @property
     def root_capacity(self):
-        return self.channels[0].capacity
-
-    @property
-    def total_capacity(self):
         """The most jobs this runner runs at once (root bounds everything)."""
         return self.channels[0].capacity
 
@@ -152,27 +148,6 @@ class ChannelTree:
             for j in self._chains[b]:
                 running[j] += 1
         return running
-
-
-def build_buckets(names, frees, lim_zero=lambda name: False):
-    """Buckets for channels `names` (full names, "root" among them) with their
-    own free capacities (None: unlimited). A bucket may take the least free
-    capacity along its chain of ancestors present in `names`; `lim_zero(name)`
-    closes a bucket (its jobs are not claimed) while its capacity still counts."""
-    index = {name: i for i, name in enumerate(names)}
-    buckets = []
-    for i, name in enumerate(names):
-        chain, cur = [], name
-        while True:
-            if cur in index:
-                chain.append(index[cur])
-            if "." not in cur:
-                break
-            cur = cur.rsplit(".", 1)[0]
-        limited = tuple(j for j in chain if frees[j] is not None)
-        lim = 0 if lim_zero(name) else min(frees[j] for j in limited)  # root is always limited
-        buckets.append(Bucket(name, lim, frees[i], limited))
-    return buckets
 
 
 def parse_channels(text):

@@ -1,25 +1,24 @@
-"""The claim engine: one SKIP LOCKED statement on an autocommit connection.
+"""The claim engine, the SQL side: claims on an autocommit connection,
+hand-backs, the in-flight check and recovery (sql/claim.sql, sql/limits.sql).
 
-Buckets describe the channels a claim may take from and how much: see the
-`claim` query in sql/queries.sql. Channel trees build them (channels.py);
-`claim_channels` builds the simple case of a flat set of channels.
+What a round may take is planned by plan.ClaimPlanner; this module only runs
+the statements it asks for.
 """
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from . import queries
+from psycopg2.errors import LockNotAvailable
+
+from . import db, plan, queries
+from .plan import Bucket, normalize_channel
 
 DEAD_JOB_GRACE = 10.0  # seconds between `started` commit and the lock row (OCA's)
-
-
-@dataclass(frozen=True)
-class Bucket:
-    name: str  # full channel name, e.g. "root.sub"
-    lim: int  # how many this claim may take under this channel
-    free: int | None = None  # own free capacity; None = unlimited
-    anc: tuple = ()  # indexes (0-based) of limited buckets on its chain
+# A runner that vanishes inside a group claim (network cut) must not hold the
+# group for long: the server ends its session after 10 s idle in
+# transaction, and the others give up waiting after 5 s.
+GROUP_TXN = {"lock_timeout": "5s", "idle_in_transaction_session_timeout": "10s"}
 
 
 @dataclass(frozen=True)
@@ -32,20 +31,15 @@ class ClaimedJob:
     token: str
 
 
-def claim(cr, runner_id, buckets, limit):
-    """Claim up to `limit` due pending jobs; return (jobs in OCA order, next_eta).
+def claim(cr, runner_id, buckets, limit, groups=()):
+    """Claim up to `limit` due pending jobs; return (jobs in OCA order,
+    next_eta, which of `groups` have pending jobs).
 
-    `cr` must be on an autocommit (READ COMMITTED) connection: the statement
-    is its own transaction, so row locks last only as long as it runs.
-    next_eta is the earliest future eta of a pending job (naive UTC) or None.
+    `cr` must be on an autocommit (READ COMMITTED) connection, or in a short
+    transaction of its own: row locks last only as long as it. next_eta is
+    the earliest future eta of a pending job (naive UTC) or None. `groups`:
+    limited channel groups whose buckets are closed here.
     """
-    jobs, next_eta, _groups = claim_full(cr, runner_id, buckets, limit)
-    return jobs, next_eta
-
-
-def claim_full(cr, runner_id, buckets, limit, groups=()):
-    """claim(), also returning which of `groups` (limited channel groups whose
-    buckets are closed here) have pending jobs: (jobs, next_eta, groups)."""
     if limit <= 0 or not buckets:
         return [], None, []
     cr.execute(
@@ -82,17 +76,70 @@ def _oca_key(job):
     )
 
 
-def normalize_channel(name):
-    """OCA's channel naming: "sub" is "root.sub"; empty or None is root."""
-    if not name or name == "root":
-        return "root"
-    return name if name.startswith("root.") else "root." + name
-
-
 def claim_channels(cr, runner_id, limit, channels=("root",)):
-    """Claim up to `limit` jobs from a flat set of channels (and their subchannels)."""
+    """Claim up to `limit` jobs from a flat set of channels (and their
+    subchannels); return (jobs, next_eta)."""
     buckets = [Bucket(normalize_channel(c), limit) for c in channels]
-    return claim(cr, runner_id, buckets, limit)
+    jobs, next_eta, _groups = claim(cr, runner_id, buckets, limit)
+    return jobs, next_eta
+
+
+def claim_group(conn, runner_id, planner, group, running, limit):
+    """Claim up to `limit` jobs of one limited group in one short transaction:
+    lock the group, count, claim, mark throttles.
+
+    Returns (jobs, seconds until a throttle of the group reopens or None)."""
+    members = planner.limits.members(group)
+    try:
+        with db.transaction(conn, queries.get("group_lock"), {"group": group}, **GROUP_TXN) as cr:
+            cr.execute(queries.get("group_state"), {
+                "names": [m.name for m in members],
+                "seqs": [m.sequential for m in members],
+                "thrs": [m.throttle for m in members],
+            })
+            frees, wake = plan.global_frees(members, cr.fetchall())
+            jobs, _eta, _groups = claim(cr, runner_id, planner.group_buckets(group, running, frees),
+                                        limit)
+            marks, wake = plan.throttle_reopens(members, jobs, wake)
+            for name, job_id in marks:
+                cr.execute(queries.get("throttle_mark"), {"name": name, "job": job_id})
+    except LockNotAvailable:
+        return [], None  # held elsewhere for long: try again later
+    return jobs, wake
+
+
+@dataclass
+class Round:
+    jobs: list = field(default_factory=list)
+    next_eta: object = None  # earliest future eta (naive UTC), when the lock-free claim ran
+    pending: list | None = None  # groups with pending jobs; None: not looked at
+    tried: dict = field(default_factory=dict)  # group -> (jobs claimed, seconds until due or None)
+
+
+def claim_round(conn, runner_id, planner, running, free, groups):
+    """One runner's claim for `free` node capacity: first the limited
+    `groups` (bounded by their own limits, so a big unlimited backlog cannot
+    starve them), then the lock-free claim for what is left, which also
+    tells which groups have pending jobs.
+
+    running: the tree's count of the jobs this node runs (not modified)."""
+    result = Round()
+    running = list(running)
+    for group in groups:
+        if free - len(result.jobs) <= 0:
+            break
+        got, wake = claim_group(conn, runner_id, planner, group, running, free - len(result.jobs))
+        planner.add_running(running, got)
+        result.jobs += got
+        result.tried[group] = (len(got), wake)
+    if free - len(result.jobs) <= 0:
+        return result
+    buckets, left = planner.lockfree_buckets(running)
+    with conn.cursor() as cr:
+        more, result.next_eta, result.pending = claim(cr, runner_id, buckets, left,
+                                                      planner.limits.claimable)
+    result.jobs += more
+    return result
 
 
 def release(cr, jobs):
@@ -104,6 +151,12 @@ def release(cr, jobs):
     cr.execute(queries.get("release"),
                {"ids": [j.id for j in jobs], "tokens": [j.token for j in jobs]})
     return [r[0] for r in cr.fetchall()]
+
+
+def states(cr, ids):
+    """{job id: (state, claim_token)} of these jobs (missing: deleted)."""
+    cr.execute(queries.get("inflight_states"), {"ids": list(ids)})
+    return {r[0]: r[1:] for r in cr.fetchall()}
 
 
 def recover(cr, me):

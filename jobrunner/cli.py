@@ -90,8 +90,8 @@ def main(argv=None):
         if args.command == "status":
             from . import status
             return status.main(args)
-        from . import runner
-        return runner.main(args)
+        from . import process
+        return process.main(args)
     except ConfigError as exc:
         print(f"queue-job-runner: error: {exc}", file=sys.stderr)
         return 2

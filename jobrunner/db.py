@@ -1,4 +1,7 @@
-"""Connections: autocommit psycopg2 connections built from the config."""
+"""Connections: autocommit psycopg2 connections built from the config, and
+the one way to open a transaction on them."""
+
+import contextlib
 
 import psycopg2
 import psycopg2.extensions
@@ -47,6 +50,34 @@ def check_server_version(conn):
             f"PostgreSQL {version // 10000}.{version // 100 % 100} is too old: "
             "FOR UPDATE SKIP LOCKED needs 9.5 or later (12+ supported); upgrade PostgreSQL"
         )
+
+
+def begin(cr, first=None, params=None, **set_local):
+    """BEGIN, SET LOCAL each setting, and the transaction's `first`
+    statement, sent together in one round trip."""
+    sql = ["BEGIN"] + [f"SET LOCAL {name} = %({name})s" for name in set_local]
+    if first is not None:
+        sql.append(first)
+    cr.execute("; ".join(sql), {**(params or {}), **set_local})
+
+
+@contextlib.contextmanager
+def transaction(conn, first=None, params=None, **set_local):
+    """A short explicit transaction on an autocommit connection: committed
+    when the block ends, rolled back on any exception (unless the
+    connection broke, which ended it anyway)."""
+    with conn.cursor() as cr:
+        begin(cr, first, params, **set_local)
+        try:
+            yield cr
+        except BaseException:
+            if not conn.closed:
+                try:
+                    cr.execute("ROLLBACK")
+                except psycopg2.Error:  # broken meanwhile: nothing left to end
+                    pass
+            raise
+        cr.execute("COMMIT")
 
 
 OperationalError = psycopg2.OperationalError

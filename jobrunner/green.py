@@ -3,15 +3,16 @@ flight on one thread, psycopg2 made cooperative by a wait callback."""
 
 _patched = False
 # Seconds a database round trip may go without answer before the connection
-# counts as lost (the runner sets it; None: wait forever). TCP keepalives
+# counts as lost (set by patch(); None: wait forever). TCP keepalives
 # catch a dead peer only when the network drops packets; this also catches
 # a path that accepts bytes and never answers.
 DB_TIMEOUT = None
 
 
-def patch():
+def patch(db_timeout=None):
     """Monkey-patch the process once, before sockets or threads are made."""
-    global _patched
+    global _patched, DB_TIMEOUT
+    DB_TIMEOUT = db_timeout
     if _patched:
         return
     from gevent import monkey

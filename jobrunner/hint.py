@@ -11,7 +11,8 @@ import atexit
 import threading
 import time
 
-from . import db as dbmod, logs
+from . import db as dbmod, logs, queries
+from .errors import first_line
 
 CHANNEL = "queue_job_skiplocked"
 # runs inside Odoo, whose formatter knows no fields
@@ -76,11 +77,11 @@ class Hinter:
                     conn = self._conns[dbname] = dbmod.connect(
                         self.conninfo, dbname, application_name="queue-job-hint")
                 with conn.cursor() as cr:
-                    cr.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+                    notify(cr)
                 self.sent += 1
             except Exception as exc:  # a lost hint is only latency: polling covers it
                 _log.warning("hint-not-sent", "wake-up hint not sent: %s",
-                             str(exc).strip().splitlines()[0], db=dbname)
+                             first_line(exc), db=dbname)
                 conn = self._conns.pop(dbname, None)
                 if conn is not None:
                     conn.close()
@@ -88,4 +89,4 @@ class Hinter:
 
 def notify(cr):
     """Send one hint on an autocommit cursor (outside any job-writing transaction)."""
-    cr.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+    cr.execute(queries.get("hint_notify"), {"payload": ""})

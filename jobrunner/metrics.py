@@ -89,10 +89,11 @@ def healthy(runner):
     limit = max(30.0, 3 * runner.cfg.poll_max, runner.cfg.recovery_interval * 2)
     now = time.monotonic()
     for loop in runner.loops:
-        if loop.conn is None or loop.last_ok is None:
+        last_ok = loop.session.last_ok
+        if loop.session.conn is None or last_ok is None:
             return False, f"db={loop.dbname}: not connected"
-        if now - loop.last_ok > limit:
-            return False, f"db={loop.dbname}: no answer from the database for {now - loop.last_ok:.0f}s"
+        if now - last_ok > limit:
+            return False, f"db={loop.dbname}: no answer from the database for {now - last_ok:.0f}s"
     if runner.stopping:
         return False, "stopping"
     return True, "ok"

@@ -7,8 +7,8 @@ import sys
 
 from . import config as config_mod, db as dbmod, limits as limits_mod, queries, schema
 from .channels import parse_channels
-from .claim import normalize_channel
-from .errors import ConfigError
+from .plan import normalize_channel
+from .errors import ConfigError, first_line
 
 STATES = ("wait_dependencies", "pending", "enqueued", "started", "done", "failed", "cancelled")
 
@@ -109,9 +109,7 @@ def main(args):
     cfg = config_mod.build(args)
     names = cfg.databases
     if not names:
-        from .runner import discover_databases
-
-        names = discover_databases(cfg)
+        names = schema.discover(cfg)
     string_limits = limits_mod.from_tree(cfg.channel_tree)
     reports = []
     for name in names:
@@ -119,7 +117,7 @@ def main(args):
             conn = dbmod.connect(cfg.db, name, application_name="queue-job-status", connect_timeout=10)
         except dbmod.OperationalError as exc:
             raise ConfigError(f"cannot connect to database {dbmod.describe(cfg.db, name)}: "
-                              f"{str(exc).strip().splitlines()[0]}") from None
+                              f"{first_line(exc)}") from None
         try:
             with conn.cursor() as cr:
                 reports.append(collect(cr, name, string_limits))

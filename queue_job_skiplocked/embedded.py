@@ -23,7 +23,7 @@ from odoo.tools import config
 
 from jobrunner import config as core_config, logs
 from jobrunner.errors import ConfigError
-from jobrunner.runner import PARENT_PID_ENV
+from jobrunner.parent import PARENT_PID_ENV
 
 from . import flag
 

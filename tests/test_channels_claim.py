@@ -10,7 +10,7 @@ def claim_tree(db, tree, running_buckets=()):
     """One claim as the runner makes it, given the buckets of jobs in flight."""
     buckets, free = tree.buckets(tree.count_running(running_buckets))
     with db.conn.cursor() as cr:
-        jobs, _ = claim.claim(cr, 1, buckets, free or 0)
+        jobs, _, _ = claim.claim(cr, 1, buckets, free or 0)
     return jobs
 
 

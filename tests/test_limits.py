@@ -2,12 +2,14 @@
 time, as two runners (two connections) make it. Multi-process runs are in
 test_limits_runners.py."""
 
+import time
 from datetime import datetime, timedelta
 
 import pytest
 
-from jobrunner import limits
+from jobrunner import claim, limits
 from jobrunner.channels import ChannelTree
+from jobrunner.plan import ClaimPlanner
 
 
 def utcnow():
@@ -15,29 +17,27 @@ def utcnow():
 
 
 class Node:
-    """One runner's view: its channel string, its claims, on its own connection."""
+    """One runner's view: its channel string, its claims, on its own
+    connection, planned by the runner's own ClaimPlanner."""
 
-    def __init__(self, db, channels, runner_id=1, rows=None):
+    def __init__(self, db, channels, runner_id=1):
         self.db, self.runner_id = db, runner_id
-        self.tree = ChannelTree(channels)
+        tree = ChannelTree(channels)
         self.conn = db.connect()
         with self.conn.cursor() as cr:
             db_rows = limits.read_rows(cr) or {}
-        self.limits = limits.Limits(limits.merge(limits.from_tree(self.tree), db_rows))
-        self.running = []  # bucket indexes of what this node claimed and not finished
-        self.pending = list(self.limits.claimable)
+        self.planner = ClaimPlanner(tree, limits.Limits(limits.merge(limits.from_tree(tree), db_rows)))
 
     def claim(self):
         # what this node still runs, as the runner's in-flight check knows it
-        self.running = [self.tree.bucket_of(ch) for (ch,) in self.db.execute(
+        tree = self.planner.tree
+        running = tree.count_running(tree.bucket_of(ch) for (ch,) in self.db.execute(
             "SELECT channel FROM queue_job WHERE claimed_by = %s AND state IN ('enqueued', 'started')",
-            (self.runner_id,))]
-        running = self.tree.count_running(self.running)
-        free = self.tree.node_frees(running)[0]
-        result = limits.claim_round(self.conn, self.runner_id, self.tree, running, self.limits,
-                                    free, self.pending)
-        if result.pending is not None:
-            self.pending = result.pending
+            (self.runner_id,)))
+        now = time.monotonic()
+        result = claim.claim_round(self.conn, self.runner_id, self.planner, running,
+                                   self.planner.free(running), self.planner.pending_groups)
+        self.planner.after_round(result.pending, result.tried, now)
         return [j.id for j in result.jobs]
 
     def close(self):

@@ -212,7 +212,7 @@ def test_supervised_runner_stops_when_its_server_is_killed(qdb, pg_cluster, proc
     # is SIGKILLed, the runner must not live on as an orphan holding claims.
     import sys
 
-    from jobrunner.runner import PARENT_PID_ENV
+    from jobrunner.parent import PARENT_PID_ENV
 
     from .procs import Proc, db_args
 

@@ -1,8 +1,6 @@
--- Serialize concurrent migrations (two nodes upgrading at once).
-SELECT pg_advisory_xact_lock(1363825485, 0);  -- classid 1363825484 is the runners'
-
--- queue_job_skiplocked schema additions. Idempotent: applied as-is by
--- `queue-job-runner migrate` and by the Odoo addon's install/update.
+-- Schema version 1: what queue_job_skiplocked added before schema versions
+-- existed, so idempotent (a database migrated then has all of it and no
+-- version row). Applied by jobrunner/schema.py, see migrations/README.
 -- Column types are the ones Odoo's ORM gives the fields the addon declares
 -- (Char -> varchar, Integer -> int4, Datetime -> timestamp), so Odoo never
 -- tries to convert them.
@@ -31,7 +29,7 @@ CREATE INDEX IF NOT EXISTS queue_job_skiplocked_enqueued_index
     WHERE state = 'enqueued';
 
 -- One row per live runner and database. A runner proves it is alive by
--- holding the session advisory lock (classid 1363825484, objid = id) on its
+-- holding the session advisory lock ({lock:runner}, id) on its
 -- control connection; no heartbeat writes.
 CREATE TABLE IF NOT EXISTS queue_job_runner (
     id         serial NOT NULL PRIMARY KEY,

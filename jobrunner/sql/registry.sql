@@ -1,0 +1,31 @@
+-- The runner registry and liveness: a runner is alive while it holds its
+-- advisory lock ({lock:runner}, id); no heartbeat writes.
+
+-- name: runner_next_id
+SELECT nextval(pg_get_serial_sequence('queue_job_runner', 'id'));
+
+-- name: runner_lock
+-- Held for the life of the control connection: this is the liveness proof.
+-- Taken before the row exists, so a visible row always has a live holder
+-- or a dead one, never a not-yet-started one.
+SELECT pg_advisory_lock({lock:runner}, %(id)s);
+
+-- name: runner_xact_lock
+-- The same proof in poll mode, held by a transaction the control connection
+-- keeps open (works through a transaction-pooling PgBouncer).
+SELECT pg_advisory_xact_lock({lock:runner}, %(id)s);
+
+-- name: runner_insert
+INSERT INTO queue_job_runner (id, host, pid, version, channels)
+VALUES (%(id)s, %(host)s, %(pid)s, %(version)s, %(channels)s);
+
+-- name: runner_delete
+DELETE FROM queue_job_runner WHERE id = %(id)s;
+
+-- name: listen
+LISTEN queue_job_skiplocked;
+
+-- name: hint_notify
+-- A wake-up hint (or the start-up probe's payload), never inside a
+-- transaction that writes jobs.
+SELECT pg_notify('queue_job_skiplocked', %(payload)s);
