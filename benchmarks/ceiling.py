@@ -115,7 +115,7 @@ def run(argv):
                 ratio = ratio_fmt(ours, sql, 2).replace("×", "")
                 rows.append(f"| {batch} | {clients} | {fmt(sql)} | {fmt(ours)} | {ratio} |")
         body = "\n".join(rows) + (
-            "\n\nBoth run the same claim statement (jobrunner/sql/queries.sql `claim`, one root "
+            "\n\nBoth run the same claim statement (jobrunner/sql/claim.sql `claim`, one root "
             "bucket) and the same completion statement, simple query protocol; jobs/s = rows done / "
             "(last date_done - first date_enqueued).")
         from .common import plot_bars

@@ -73,6 +73,7 @@ class DatabaseLoop:
         self.session = Session(self.cfg, dbname, on_hint=lambda: self.poke("hint"),
                                on_lost=self._control_lost)
         self.control_lost = None
+        self.fatal = None  # the ConfigError that ended this loop
         self.string_limits = limits_mod.from_tree(self.cfg.channel_tree)
         self.planner = ClaimPlanner(self.cfg.channel_tree, limits_mod.Limits(self.string_limits))
         self.rows_supported = False  # queue_job_channel carries limits (18.0)
@@ -106,7 +107,8 @@ class DatabaseLoop:
     # -- the loop --------------------------------------------------------------
     def run(self):
         """Serve the database until the runner stops; reconnect on database
-        errors. A ConfigError is not retryable: it ends the runner (exit 2)."""
+        errors. A ConfigError is not retryable: it stops the runner, which
+        then exits 2 with it."""
         reconnect = Backoff(0.5, 30.0)
         while True:
             recovery = None
@@ -123,9 +125,11 @@ class DatabaseLoop:
                 if self.runner.stopping:
                     self.shutdown()
                     return
-            except ConfigError:
+            except ConfigError as exc:  # kept, not raised: gevent would print a traceback
                 self.session.close()
-                raise
+                self.fatal = exc
+                self.runner.stop(quiet=True)
+                return
             except (dbmod.OperationalError, dbmod.InterfaceError, ConnectionLost) as exc:
                 if recovery is not None:
                     recovery.stop(timeout=0)

@@ -47,10 +47,12 @@ class Runner:
 
         self.loops = [DatabaseLoop(self, name) for name in databases]
         greenlets = [gevent.spawn(loop.run) for loop in self.loops]
-        # one loop's configuration error (exit 2) stops the others cleanly
-        for g in greenlets:
+        for g in greenlets:  # a bug in one loop: stop the others, then exit 1 with it
             g.link_exception(lambda _g: self.stop(quiet=True))
         gevent.joinall(greenlets, raise_error=False)
+        for loop in self.loops:
+            if loop.fatal is not None:
+                raise loop.fatal
         for g in greenlets:
             if g.exception is not None:
                 raise g.exception

@@ -84,7 +84,7 @@ FROM claimed
 UNION ALL
 -- one trailer row: the earliest future eta, so the caller knows when to
 -- wake, and which limited groups (left out above: their buckets have lim 0)
--- have pending jobs and need a serialized claim (limits.py)
+-- have pending jobs and need a serialized claim (claim.claim_group)
 SELECT NULL, NULL, NULL, NULL, NULL, NULL,
        (SELECT min(eta) FROM queue_job
         WHERE state = 'pending' AND eta > (now() AT TIME ZONE 'utc')),

@@ -11,7 +11,7 @@ _log = logs.Log(__name__, inline=True)
 class QueueJob(models.Model):
     _inherit = "queue.job"
 
-    # Columns of jobrunner/sql/schema.sql, declared so that Odoo and the SQL
+    # Columns of jobrunner/sql/migrations, declared so that Odoo and the SQL
     # agree; written only by runners and the runjob controller.
     claimed_by = fields.Integer(
         readonly=True, help="queue_job_runner id of the runner that claimed the job"

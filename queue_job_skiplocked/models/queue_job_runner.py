@@ -4,7 +4,7 @@ from odoo import fields, models
 
 class QueueJobRunner(models.Model):
     """Live queue_job_skiplocked runners. Rows are written by the runners
-    themselves (jobrunner/sql/queries.sql), never through the ORM; a row
+    themselves (jobrunner/sql/registry.sql), never through the ORM; a row
     whose runner died is removed by the next recovery pass."""
 
     _name = "queue.job.runner"
