@@ -19,6 +19,12 @@ def load(filename="queries.sql"):
     return parse((SQL_DIR / filename).read_text())
 
 
+@functools.lru_cache(maxsize=None)
+def load_path(path):
+    """Named queries of a file outside sql/ (the test support's own)."""
+    return parse(pathlib.Path(path).read_text())
+
+
 def get(name):
     return load()[name]
 

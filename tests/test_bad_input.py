@@ -12,10 +12,10 @@ import pytest
 
 from jobrunner import config
 from jobrunner.errors import ConfigError
-from jobrunner.pgcluster import free_port
+from jobrunner.testing.pgcluster import free_port
 
-from .helpers import http_get, wait_until
-from .procs import registered_runners, start_executor, start_runner
+from jobrunner.testing.fixtures import (http_get, registered_runners, start_executor, start_runner,
+                                       wait_until)
 
 DOC = Path(__file__).resolve().parent.parent / "migration_guide" / "bad_input.rst"
 

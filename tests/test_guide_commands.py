@@ -26,10 +26,10 @@ import pytest
 
 import jobrunner
 from jobrunner import config, schema
-from jobrunner.pgcluster import free_port
+from jobrunner.testing.pgcluster import free_port
 
-from .helpers import http_get, wait_until
-from .procs import Proc, registered_runners, start_executor
+from jobrunner.testing.fixtures import (Proc, http_get, registered_runners, start_executor,
+                                       wait_until)
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT / "migration_guide" / "README.rst"

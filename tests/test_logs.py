@@ -10,8 +10,8 @@ from pathlib import Path
 
 from jobrunner import logs
 
-from .helpers import wait_until
-from .procs import registered_runners, start_executor, start_runner, stuck_runner
+from jobrunner.testing.fixtures import (registered_runners, start_executor, start_runner,
+                                       stuck_runner, wait_until)
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "migration_guide" / "troubleshooting.rst"
@@ -20,7 +20,7 @@ EVENT = re.compile(r"^[a-z]+(-[a-z]+)*$")
 
 
 def _product_files():
-    files = sorted(ROOT.glob("jobrunner/*.py")) + sorted(ROOT.glob("queue_job_skiplocked/**/*.py"))
+    files = sorted(ROOT.glob("jobrunner/**/*.py")) + sorted(ROOT.glob("queue_job_skiplocked/**/*.py"))
     return [f for f in files if "tests" not in f.relative_to(ROOT).parts]
 
 

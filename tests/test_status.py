@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 from jobrunner import schema
-from jobrunner.pgcluster import free_port
+from jobrunner.testing.pgcluster import free_port
 
-from .helpers import http_get, wait_until
-from .procs import db_args, registered_runners, start_executor, start_runner, stuck_runner
+from jobrunner.testing.fixtures import (db_args, http_get, registered_runners, start_executor,
+                                       start_runner, stuck_runner, wait_until)
 
 GUIDE = Path(__file__).resolve().parent.parent / "migration_guide" / "README.rst"
 
