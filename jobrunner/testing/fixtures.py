@@ -342,6 +342,14 @@ def start_runner(cluster, databases, executor_port, *extra, env=None, capture=Tr
     return Proc(args + list(extra), env=env, capture=capture)
 
 
+def status(cluster, db, *extra):
+    """stdout of `queue-job-runner status` on db (it must succeed)."""
+    res = subprocess.run([sys.executable, "-m", "jobrunner", "status", *db_args(cluster),
+                          "--database", db.name, *extra], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
 def registered_runners(database):
     return database.scalar("SELECT count(*) FROM queue_job_runner")
 

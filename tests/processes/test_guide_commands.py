@@ -31,7 +31,7 @@ from jobrunner.testing.pgcluster import free_port
 from jobrunner.testing.fixtures import (Proc, http_get, registered_runners, start_executor,
                                        wait_until)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "migration_guide" / "README.rst"
 # the installed console script, as an operator runs it
 RUNNER = str(Path(sys.executable).parent / "queue-job-runner")
