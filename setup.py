@@ -10,6 +10,7 @@ setup(
     python_requires=">=3.10",
     packages=[
         "jobrunner",
+        "jobrunner.testing",  # the demo subcommand's; no runtime module imports it
         "odoo.addons.queue_job_skiplocked",
         "odoo.addons.queue_job_skiplocked.models",
         "odoo.addons.queue_job_skiplocked.controllers",
@@ -18,13 +19,12 @@ setup(
     package_dir={"odoo.addons.queue_job_skiplocked": "queue_job_skiplocked"},
     package_data={
         "jobrunner": ["sql/*.sql", "sql/stock/*.sql"],
-        "odoo.addons.queue_job_skiplocked": [
-            "readme/*", "security/*", "data/*", "views/*", "static/description/*",
-        ],
+        "jobrunner.testing": ["*.sql", "stock/*.sql", "oca_standin/*"],
+        "odoo.addons.queue_job_skiplocked": ["readme/*", "security/*"],
     },
     install_requires=["psycopg2-binary>=2.8", "werkzeug>=2.0", "gevent>=22.10"],
     extras_require={
-        # requests: OCA's own runner, run unmodified by tests/test_guide.py
+        # requests: OCA's own runner, run unmodified by tests/processes/test_guide.py
         "test": ["pytest>=7", "pytest-postgresql>=6", "pytest-timeout", "pylint-odoo", "requests"],
         # benchmarks only: PNG plots of benchmarks/RESULTS.md; OCA's runner
         # (downloaded by the benchmark itself) needs requests

@@ -10,6 +10,7 @@ claims per size; the ratio of each to itself at 10k.
 import argparse
 import statistics
 import time
+from datetime import datetime, timedelta
 
 from jobrunner import claim
 
@@ -22,12 +23,7 @@ STOCK_ENQUEUE = ("UPDATE queue_job SET state = 'enqueued', date_enqueued = date_
 
 
 def add_done(db, n):
-    db.execute(
-        "INSERT INTO queue_job (uuid, name, model_name, method_name, records, args, kwargs, state, "
-        "priority, date_created, date_done, retry, max_retries, channel) "
-        "SELECT md5(random()::text || g::text), 'old', 'queue.job', 'noop', '{}', '[]', '{}', 'done', "
-        "10, now() AT TIME ZONE 'utc' - interval '1 day', now() AT TIME ZONE 'utc', 1, 5, 'root' "
-        "FROM generate_series(1, %s) g", (n,))
+    db.insert_jobs(n, state="done", date_created=datetime.utcnow() - timedelta(days=1))
 
 
 def timed(fn, n):

@@ -16,7 +16,7 @@ import time
 
 from jobrunner import claim, queries
 from jobrunner import db as dbmod
-from jobrunner.pgcluster import find_bindir
+from jobrunner.testing.pgcluster import find_bindir
 
 from .common import Section, bench_db, fmt, ratio_fmt
 

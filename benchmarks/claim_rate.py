@@ -6,7 +6,7 @@ jobs by claiming in batches of 1, 10 and 100 (claims only, no dispatch).
 
 import argparse
 
-from tests.procs import concurrent_claims
+from jobrunner.testing.fixtures import concurrent_claims
 
 from .common import Section, bench_db, fmt, plot_bars
 

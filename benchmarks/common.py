@@ -7,26 +7,13 @@ import statistics
 
 import psycopg2
 
-from jobrunner import db as dbmod
-from jobrunner import queries, schema
-from jobrunner.pgcluster import Cluster
+from jobrunner.testing.fixtures import build_db
+from jobrunner.testing.pgcluster import Cluster
 
 
 def cluster(fast=False):
     """fast=False keeps fsync and synchronous_commit on: commit costs are real."""
     return Cluster(fast=fast).start()
-
-
-def create_db(c, name, version="17", migrate=True, trigger=True):
-    c.createdb(name)
-    conn = dbmod.connect(c.conninfo(), name)
-    with conn.cursor() as cr:
-        cr.execute(queries.sql_file(f"stock/queue_job_{version}.sql"))
-        if trigger:
-            cr.execute(queries.sql_file("stock/notify_trigger.sql"))
-        if migrate:
-            schema.migrate(cr, name)
-    return conn
 
 
 def summary(values):
@@ -115,14 +102,10 @@ def plot_bars(name, ylabel, groups, series):
 def bench_db(trigger=False):
     """A throwaway cluster with one migrated database `bench` (17.0 schema):
     yields (cluster, Database, environment line)."""
-    from tests.helpers import Database
-
     c = cluster()
     try:
-        conn = create_db(c, "bench", trigger=trigger)
-        db = Database(c, "bench", "17")
-        yield c, db, environment(conn)
+        db = build_db(c, "bench", trigger=trigger)
+        yield c, db, environment(db.conn)
         db.close()
-        conn.close()
     finally:
         c.destroy()

@@ -1,6 +1,6 @@
 """Dispatch throughput through the same reference executor over HTTP: our
 runner (1, 2 and 4 processes sharing the capacity) against OCA queue_job's
-own runner (unmodified, benchmarks/oca.py), at total channel capacity 4, 16
+own runner (unmodified, jobrunner/testing/oca.py), at total channel capacity 4, 16
 and 64. As in shared/reference/peer_benchmarks.md: runners started and idle,
 N no-op jobs committed in one transaction, t0 after the commit, t1 when a
 50 ms poll first sees none left; jobs/s = N / (t1 - t0).

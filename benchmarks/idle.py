@@ -9,7 +9,7 @@ backoff 50 ms -> 5 s, recovery every 8 s) vs OCA's runner.
 import argparse
 import time
 
-from tests.helpers import Database
+from jobrunner.testing.fixtures import Database
 
 from .common import Section, plot_bars
 from .oca import SideBySide

@@ -12,7 +12,7 @@ import argparse
 import time
 
 from jobrunner import hint
-from tests.helpers import wait_until
+from jobrunner.testing.fixtures import wait_until
 
 from .common import Section, plot_bars
 from .oca import SideBySide

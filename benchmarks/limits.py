@@ -11,8 +11,7 @@ import argparse
 import statistics
 from datetime import datetime, timedelta
 
-from tests.helpers import wait_until
-from tests.procs import registered_runners, start_executor, start_runner
+from jobrunner.testing.fixtures import registered_runners, start_executor, start_runner, wait_until
 
 from .common import Section, bench_db, fmt, plot_bars
 

@@ -21,24 +21,20 @@ import time
 
 from jobrunner import db as dbmod
 from jobrunner import hint
-from jobrunner.pgcluster import find_bindir
+from jobrunner.testing.fixtures import build_db, insert_jobs
+from jobrunner.testing.pgcluster import find_bindir
 
-from .common import Section, cluster, create_db, environment, fmt
+from .common import Section, cluster, environment, fmt
 
-INSERT = ("INSERT INTO queue_job (uuid, name, model_name, method_name, records, args, kwargs, "
-          "state, priority, date_created, retry, max_retries, channel) VALUES "
-          "(md5(random()::text), 'bench', 'queue.job', 'noop', '{}', '[]', '{}', 'pending', 10, "
-          "now() AT TIME ZONE 'utc', 0, 5, 'root');\n")
-
-
-def pgbench(c, dbname, clients, seconds):
-    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
-        f.write(INSERT)
+def pgbench(c, db, clients, seconds):
+    """TPS of one job INSERT per transaction into database `db`."""
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f, db.conn.cursor() as cr:
+        f.write(insert_jobs(cr, 1, sql_only=True) + ";\n")
     try:
         out = subprocess.run(
             [os.path.join(find_bindir(), "pgbench"), "-n", "-M", "prepared", "-c", str(clients),
              "-j", "2", "-T", str(seconds), "-f", f.name, "-h", c.host, "-p", str(c.port),
-             "-U", c.user, dbname], capture_output=True, text=True, check=True).stdout
+             "-U", c.user, db.name], capture_output=True, text=True, check=True).stdout
     finally:
         os.unlink(f.name)
     return float(re.search(r"tps = ([\d.]+)", out).group(1))
@@ -81,11 +77,11 @@ def run(argv):
     args = p.parse_args(argv)
     c = cluster(fast=False)
     try:
-        conns = [create_db(c, "no_trigger", migrate=False, trigger=False),
-                 create_db(c, "stock_trigger", migrate=False, trigger=True),
-                 create_db(c, "our_schema", migrate=True, trigger=False),
-                 create_db(c, "our_hint", migrate=True, trigger=False)]
-        env = environment(conns[0])
+        dbs = {"no_trigger": build_db(c, "no_trigger", migrate=False, trigger=False),
+               "stock_trigger": build_db(c, "stock_trigger", migrate=False, trigger=True),
+               "our_schema": build_db(c, "our_schema", migrate=True, trigger=False),
+               "our_hint": build_db(c, "our_hint", migrate=True, trigger=False)}
+        env = environment(dbs["no_trigger"].conn)
         tps = {"no_trigger": [], "stock_trigger": [], "our_schema": [], "our_hint": []}
         ratios = {"stock_trigger": [], "our_schema": [], "our_hint": []}
         for _ in range(args.reps):
@@ -93,10 +89,10 @@ def run(argv):
             for name in tps:
                 if name == "our_hint":
                     with HintSenders(c, name, args.clients) as senders:
-                        rep[name] = pgbench(c, name, args.clients, args.seconds)
+                        rep[name] = pgbench(c, dbs[name], args.clients, args.seconds)
                     hints = senders.sent / args.seconds
                 else:
-                    rep[name] = pgbench(c, name, args.clients, args.seconds)
+                    rep[name] = pgbench(c, dbs[name], args.clients, args.seconds)
                 tps[name].append(rep[name])
             for name in ratios:
                 ratios[name].append(rep[name] / rep["no_trigger"])
@@ -108,8 +104,8 @@ def run(argv):
             med = sorted(ratios[name])[len(ratios[name]) // 2]
             rows.append(f"| {label} | {fmt(tps[name])} | {med:.2f} "
                         f"[{min(ratios[name]):.2f}–{max(ratios[name]):.2f}] |")
-        for conn in conns:
-            conn.close()
+        for db in dbs.values():
+            db.close()
         body = "\n".join(rows) + (
             f"\n\n{args.clients} pgbench clients, one job INSERT per transaction, {args.seconds} s runs, "
             f"{args.reps} repetitions. Our hint: {args.clients} senders (one per writing process), each "

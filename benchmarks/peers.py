@@ -16,8 +16,7 @@ import sys
 import tempfile
 import time
 
-from tests.helpers import Database, wait_until
-from tests.procs import Proc
+from jobrunner.testing.fixtures import Database, Proc, wait_until
 
 from .common import Section, fmt, plot_bars, ratio_fmt
 from .dispatch import _insert_and_wait

@@ -85,7 +85,7 @@ def main(argv=None):
         if args.command == "migrate":
             return cmd_migrate(args)
         if args.command == "demo":
-            from . import demo
+            from .testing import demo
             return demo.main(args)
         if args.command == "status":
             from . import status

@@ -36,8 +36,9 @@ def parse(text):
 
 
 @functools.lru_cache(maxsize=None)
-def load(filename):
-    return parse((SQL_DIR / filename).read_text())
+def load(path):
+    """Named queries of a file: a name in sql/, or a path (test support's own)."""
+    return parse((SQL_DIR / path).read_text())
 
 
 @functools.lru_cache(maxsize=None)

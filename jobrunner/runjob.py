@@ -1,7 +1,13 @@
-"""The token check of /queue_job/runjob, shared by the reference executor
-and the Odoo addon's controller."""
+"""The token check of /queue_job/runjob and its acquisition, shared by the
+Odoo addon's controller and the reference executor."""
+
+import time
 
 from . import queries
+
+# A lock seen by the SKIP LOCKED acquisition may be only passing (a runner's
+# claim scan holds candidate rows for the length of its statement).
+ACQUIRE_ATTEMPTS = 25
 
 
 def refusal(cr, uuid, token):
@@ -19,4 +25,24 @@ def refusal(cr, uuid, token):
         if not token:
             return "the request has no token but the job was claimed with one"
         return "the request's token is not the job's current claim"
+    return None
+
+
+def acquire(cr, uuid, token, try_lock, log, attempts=ACQUIRE_ATTEMPTS, **fields):
+    """The row try_lock(cr) locked for job `uuid`, or None when the job is not
+    ours to run (logged, with `fields`). try_lock is the caller's SKIP LOCKED
+    statement, in a fresh transaction of its own: it never waits, so a lock
+    that is only passing is retried for a few milliseconds."""
+    for attempt in range(attempts):
+        row = try_lock(cr)
+        if row is not None:
+            return row
+        reason = refusal(cr, uuid, token)
+        if reason:
+            log.warning("runjob-refused", "was requested to run the job, but %s: nothing done",
+                        reason, uuid=uuid, **fields)
+            return None
+        time.sleep(0.002 * (attempt + 1))  # ours, locked for an instant
+    log.warning("runjob-locked", "was requested to run the job, but it stayed locked: "
+                "nothing done", uuid=uuid, **fields)
     return None

@@ -1,19 +1,18 @@
-"""A real PostgreSQL for the tests: one throwaway cluster per session (run as
-the `postgres` user when we are root), one fresh database per test, cloned by
-pytest-postgresql from a template that holds OCA queue_job's real schema
-(17.0 and 18.0 variants)."""
+"""A real PostgreSQL for the db and processes tiers: one throwaway cluster
+per session (run as the `postgres` user when we are root), one fresh
+database per test, cloned from a template that holds OCA queue_job's real
+schema (17.0 and 18.0 variants).
+
+Nothing here starts PostgreSQL unless a test asks for these fixtures: the
+unit tier asks for none (tests/unit/conftest.py makes sure) and runs where
+PostgreSQL is not installed."""
 
 import pytest
-from pytest_postgresql.janitor import DatabaseJanitor
 
-from jobrunner import queries
-from jobrunner.pgcluster import Cluster
+from jobrunner.testing.fixtures import build_db
+from jobrunner.testing.pgcluster import Cluster
 
-from .helpers import Database
-
-STOCK_17 = queries.SQL_DIR / "stock" / "queue_job_17.sql"
-STOCK_18 = queries.SQL_DIR / "stock" / "queue_job_18.sql"
-STOCK_TRIGGER = queries.SQL_DIR / "stock" / "notify_trigger.sql"
+SERIES = ("17", "18")
 
 
 @pytest.fixture(scope="session")
@@ -22,34 +21,23 @@ def pg_cluster():
         yield cluster
 
 
-def _janitor(cluster, dbname, **kw):
-    return DatabaseJanitor(user=cluster.user, host=cluster.host, port=cluster.port,
-                           dbname=dbname, **kw)
-
-
 @pytest.fixture(scope="session")
 def templates(pg_cluster):
     """Template databases holding stock queue_job, one per OCA series."""
-    janitors = []
-    for version, path in (("17", STOCK_17), ("18", STOCK_18)):
-        janitor = _janitor(pg_cluster, f"qj{version}_tmpl", as_template=True)
-        janitor.init()
-        janitor.load(path)
-        janitor.load(STOCK_TRIGGER)
-        janitors.append(janitor)
-    yield
-    for janitor in janitors:
-        janitor.drop()
+    for version in SERIES:
+        build_db(pg_cluster, f"qj{version}_tmpl", version, migrate=False, is_template=True)
 
 
-@pytest.fixture(params=["17", "18"])
+def _clone(cluster, name, version, migrate):
+    db = build_db(cluster, name, version, template=f"qj{version}_tmpl", migrate=migrate)
+    yield db
+    db.drop()
+
+
+@pytest.fixture(params=SERIES)
 def stock_db(request, pg_cluster, templates):
     """A fresh database with stock queue_job (17.0 or 18.0 schema), not migrated."""
-    name = f"qj{request.param}"
-    with _janitor(pg_cluster, name, template_dbname=f"{name}_tmpl"):
-        db = Database(pg_cluster, name, request.param)
-        yield db
-        db.close()
+    yield from _clone(pg_cluster, f"qj{request.param}", request.param, migrate=False)
 
 
 @pytest.fixture
@@ -57,6 +45,12 @@ def qdb(stock_db):
     """A fresh queue_job database with our schema additions applied."""
     stock_db.migrate()
     return stock_db
+
+
+@pytest.fixture
+def second_db(qdb, pg_cluster, templates):
+    """Another fresh migrated database of the same series, for multi-database runs."""
+    yield from _clone(pg_cluster, f"{qdb.name}_b", qdb.version, migrate=True)
 
 
 @pytest.fixture

@@ -1,6 +1,4 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-import time
-
 from odoo import SUPERUSER_ID, http
 
 from odoo.addons.queue_job.controllers.main import RunJobController
@@ -10,10 +8,6 @@ from jobrunner import logs, queries, runjob
 from .. import flag
 
 _log = logs.Log(__name__, inline=True)
-
-# A lock seen by the SKIP LOCKED acquisition may be only passing (a runner's
-# claim scan holds candidate rows for the length of its statement).
-ACQUIRE_ATTEMPTS = 25
 
 
 class SkipLockedRunJobController(RunJobController):
@@ -32,20 +26,11 @@ class SkipLockedRunJobController(RunJobController):
 
     def _skiplocked_acquire(self, env, job_uuid, token):
         """Lock the job if it is enqueued with this token; never wait."""
-        cr = env.cr
-        for attempt in range(ACQUIRE_ATTEMPTS):
+        def try_lock(cr):
             # a fresh transaction: its snapshot is taken by the statement
             # below, so REPEATABLE READ sees the claim that sent us here
             cr.rollback()
             cr.execute(queries.get("runjob_lock"), {"uuid": job_uuid, "token": token})
-            if cr.fetchone():
-                return True
-            reason = runjob.refusal(cr, job_uuid, token)
-            if reason:
-                _log.warning("runjob-refused", "was requested to run the job, but %s: nothing done",
-                             reason, db=cr.dbname, uuid=job_uuid)
-                return False
-            time.sleep(0.002 * (attempt + 1))  # ours, locked for an instant
-        _log.warning("runjob-locked", "was requested to run the job, but it stayed locked: "
-                     "nothing done", db=cr.dbname, uuid=job_uuid)
-        return False
+            return cr.fetchone()
+
+        return runjob.acquire(env.cr, job_uuid, token, try_lock, _log, db=env.cr.dbname) is not None

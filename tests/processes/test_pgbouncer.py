@@ -3,11 +3,11 @@
 
 import pytest
 
-from jobrunner.pgcluster import free_port
+from jobrunner.testing.pgcluster import free_port
 
-from .helpers import wait_until
+from jobrunner.testing.fixtures import (registered_runners, start_executor, start_runner,
+                                       stuck_runner, wait_until)
 from .pgbouncer import PgBouncer
-from .procs import registered_runners, start_executor, start_runner, stuck_runner
 
 
 @pytest.fixture

@@ -12,12 +12,12 @@ import pytest
 
 from jobrunner import config
 from jobrunner.errors import ConfigError
-from jobrunner.pgcluster import free_port
+from jobrunner.testing.pgcluster import free_port
 
-from .helpers import http_get, wait_until
-from .procs import registered_runners, start_executor, start_runner
+from jobrunner.testing.fixtures import (http_get, registered_runners, start_executor, start_runner,
+                                       wait_until)
 
-DOC = Path(__file__).resolve().parent.parent / "migration_guide" / "bad_input.rst"
+DOC = Path(__file__).resolve().parents[2] / "migration_guide" / "bad_input.rst"
 
 # id, argv after "run" (or a full command), environment, [section] text of a -c file, fragment
 CONFIG_CASES = [
@@ -224,16 +224,16 @@ def test_doc_table_and_tests_agree():
     here = Path(__file__).read_text()
     tested = {c[0] for c in CONFIG_CASES} | set(re.findall(r'"((?:runjob|row|flag)-[a-z0-9-]+)[":]', here))
     elsewhere = {  # id: the test that shows it
-        "db-unreachable": "tests/test_config.py::test_unreachable_database_is_retried_with_one_line_per_attempt",
-        "db-does-not-exist": "tests/test_bad_input.py::test_nonexistent_database_is_retried_with_one_line_per_attempt",
-        "db-not-installed": "tests/test_bad_input.py::test_database_without_queue_job_is_refused_by_run",
-        "db-not-migrated": "tests/test_config.py::test_database_without_our_schema_is_refused",
+        "db-unreachable": "tests/processes/test_config.py::test_unreachable_database_is_retried_with_one_line_per_attempt",
+        "db-does-not-exist": "tests/processes/test_bad_input.py::test_nonexistent_database_is_retried_with_one_line_per_attempt",
+        "db-not-installed": "tests/processes/test_bad_input.py::test_database_without_queue_job_is_refused_by_run",
+        "db-not-migrated": "tests/processes/test_config.py::test_database_without_our_schema_is_refused",
         "notify-through-pooler":
-            "tests/test_pgbouncer.py::test_notify_mode_through_transaction_pooling_is_refused",
-        "no-database-found": "tests/test_bad_input.py::test_no_database_found_is_refused",
-        "postgres-too-old": "tests/test_bad_input.py::test_postgresql_older_than_9_5_is_refused",
+            "tests/processes/test_pgbouncer.py::test_notify_mode_through_transaction_pooling_is_refused",
+        "no-database-found": "tests/processes/test_bad_input.py::test_no_database_found_is_refused",
+        "postgres-too-old": "tests/processes/test_bad_input.py::test_postgresql_older_than_9_5_is_refused",
     }
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     for case_id, where in elsewhere.items():
         path, name = where.split("::")
         assert f"def {name}(" in (root / path).read_text(), case_id

@@ -8,7 +8,7 @@ import pytest
 
 from jobrunner import claim, queries
 
-from .procs import concurrent_claims
+from jobrunner.testing.fixtures import concurrent_claims
 
 
 def utcnow():
@@ -133,13 +133,7 @@ def _plan_nodes(plan):
 
 
 def test_claim_plan_uses_partial_index_and_touches_no_done_row(qdb):
-    qdb.execute(
-        """
-        INSERT INTO queue_job (uuid, state, priority, date_created, date_done, channel, retry, max_retries)
-        SELECT md5(g::text), 'done', 10, now() AT TIME ZONE 'utc' - interval '1 day',
-               now() AT TIME ZONE 'utc', 'root', 0, 5
-        FROM generate_series(1, 1000000) g
-        """)
+    qdb.insert_jobs(1000000, state="done", date_created=utcnow() - timedelta(days=1))
     pending = qdb.insert_jobs(1000, channel="root")
     qdb.execute("VACUUM ANALYZE queue_job")
     sql = queries.get("claim")

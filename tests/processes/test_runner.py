@@ -8,22 +8,8 @@ import pytest
 
 from jobrunner import hint
 
-from .helpers import Database, max_overlap, wait_until
-from .procs import registered_runners, start_executor, start_runner
-
-
-@pytest.fixture
-def second_db(qdb, pg_cluster, templates):
-    """Another fresh migrated database of the same series, for multi-database runs."""
-    from pytest_postgresql.janitor import DatabaseJanitor
-
-    name = f"{qdb.name}_b"
-    with DatabaseJanitor(user=pg_cluster.user, host=pg_cluster.host, port=pg_cluster.port,
-                         dbname=name, template_dbname=f"{qdb.name}_tmpl"):
-        db = Database(pg_cluster, name, qdb.version)
-        db.migrate()
-        yield db
-        db.close()
+from jobrunner.testing.fixtures import (max_overlap, registered_runners, start_executor, start_runner,
+                                       wait_until)
 
 
 def test_three_runners_two_databases_every_job_once_capacity_held(qdb, second_db, pg_cluster, procs):
@@ -185,7 +171,7 @@ def test_sigterm_during_a_drain_hands_back_claims_and_exits_0(qdb, pg_cluster, p
 
 
 def test_dispatch_refused_hands_job_back_at_once_and_backs_off(qdb, pg_cluster, procs):
-    from jobrunner.pgcluster import free_port
+    from jobrunner.testing.pgcluster import free_port
 
     closed_port = free_port()  # nothing listens: connection refused
     runner = start_runner(pg_cluster, [qdb.name], closed_port, "--channels", "root:1", "--wakeup", "poll",
@@ -214,7 +200,7 @@ def test_supervised_runner_stops_when_its_server_is_killed(qdb, pg_cluster, proc
 
     from jobrunner.parent import PARENT_PID_ENV
 
-    from .procs import Proc, db_args
+    from jobrunner.testing.fixtures import Proc, db_args
 
     executor = start_executor(pg_cluster, "--workers", "1")
     procs.append(executor)

@@ -5,8 +5,8 @@ import random
 import time
 from datetime import datetime, timedelta
 
-from .helpers import max_overlap, wait_until
-from .procs import registered_runners, start_executor, start_runner
+from jobrunner.testing.fixtures import (max_overlap, registered_runners, start_executor,
+                                       start_runner, wait_until)
 
 FAST = ("--poll-min", "0.02", "--poll-max", "0.5")
 

@@ -6,22 +6,31 @@ import threading
 
 import pytest
 
-from jobrunner import claim, config, queries, schema
+from jobrunner import claim, config, logs, queries, runjob, schema
 from jobrunner.cli import parser
 from jobrunner.errors import ConfigError
 
-from .helpers import wait_until
+from jobrunner.testing.fixtures import wait_until
+
+
+_log = logs.Log(__name__, inline=True)
 
 
 def runjob_lock(db, uuid, token):
-    """The controller's acquisition, in a REPEATABLE READ transaction like Odoo's."""
+    """The controller's acquisition (runjob.acquire with the controller's
+    statement), in a REPEATABLE READ transaction like Odoo's."""
     conn = db.connect()
     conn.autocommit = False
     conn.set_session(isolation_level="REPEATABLE READ")
+
+    def try_lock(cr):
+        conn.rollback()  # as the controller does: a fresh snapshot per attempt
+        cr.execute(queries.get("runjob_lock"), {"uuid": uuid, "token": token})
+        return cr.fetchone()
+
     try:
         with conn.cursor() as cr:
-            cr.execute(queries.get("runjob_lock"), {"uuid": uuid, "token": token})
-            locked = cr.fetchone() is not None
+            locked = runjob.acquire(cr, uuid, token, try_lock, _log) is not None
             cr.execute(queries.get("runjob_claim_of"), {"uuid": uuid, "token": token})
             why = cr.fetchone()
         return locked, why, conn

@@ -12,12 +12,11 @@ from datetime import timedelta
 
 import pytest
 
-from jobrunner import queries
-from jobrunner.pgcluster import Cluster, free_port
+from jobrunner.testing.pgcluster import Cluster, free_port
 
-from .helpers import Database, wait_until
+from jobrunner.testing.fixtures import (build_db, start_executor, start_runner, stuck_runner,
+                                       wait_until)
 from .netproxy import CutProxy
-from .procs import start_executor, start_runner, stuck_runner
 
 UNANSWERED_END = timedelta(seconds=0.5)  # > the longest job: see overlapping()
 
@@ -31,10 +30,7 @@ def fault_cluster():
 @pytest.fixture
 def fdb(fault_cluster, request):
     name = "f_" + re.sub(r"\W", "_", request.node.name)[:40].lower()
-    fault_cluster.createdb(name)
-    db = Database(fault_cluster, name, "17")
-    db.execute(queries.sql_file("stock/queue_job_17.sql"))
-    db.migrate()
+    db = build_db(fault_cluster, name, "17", trigger=False)
     yield db
     db.close()
 

@@ -7,7 +7,7 @@ import sys
 
 from jobrunner import hint
 
-from .helpers import wait_until
+from jobrunner.testing.fixtures import wait_until
 
 
 def _listener(db):

@@ -12,7 +12,7 @@ import selectors
 import socket
 import threading
 
-from jobrunner.pgcluster import free_port
+from jobrunner.testing.pgcluster import free_port
 
 
 class CutProxy:

@@ -1,3 +1,6 @@
+-- Named queries of the reference executor (jobrunner.testing.executor):
+-- test support, not the runtime. Same format as jobrunner/sql/queries.sql.
+
 -- name: executor_acquire
 -- The reference executor's acquisition (R18 controller semantics plus the
 -- fencing token): start the job only if it is still enqueued with this
@@ -48,7 +51,7 @@ WHERE id = %(id)s;
 -- name: execution_log_create
 -- The reference executor's record of every execution (tests, demo): when it
 -- began and ended, for which claim. Overlaps and duplicates show here.
-SELECT pg_advisory_xact_lock(1363825485, 1);  -- executors start together
+SELECT pg_advisory_xact_lock({lock:migration}, 1);  -- executors start together (objid 0 is the schema's)
 CREATE TABLE IF NOT EXISTS jobrunner_execution (
     id serial PRIMARY KEY,
     job_id int4 NOT NULL,
@@ -71,4 +74,3 @@ RETURNING id;
 -- name: execution_log_end
 UPDATE jobrunner_execution SET ended_at = clock_timestamp(), outcome = %(outcome)s
 WHERE id = %(log_id)s;
-

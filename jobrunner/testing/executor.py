@@ -10,13 +10,14 @@ Per request (R18 controller semantics, plus the fencing token):
    transaction of their own after the job's rolled back, as Odoo does.
 
 Jobs are named callables picked by `method_name`; `args` is a JSON list.
-Run: python -m jobrunner.executor --port 8069 --db-host ... [--workers N]
+Run: python -m jobrunner.testing.executor --port 8069 --db-host ... [--workers N]
 """
 
 import argparse
 import json
 import logging
 import os
+import pathlib
 import queue
 import threading
 import time
@@ -24,7 +25,7 @@ import traceback
 
 from werkzeug.wrappers import Request, Response
 
-from . import db as dbmod, logs, queries, runjob
+from .. import db as dbmod, logs, queries, runjob
 
 _logger = logging.getLogger("jobrunner.executor")  # the HTTP server's own errors
 _log = logs.Log("jobrunner.executor")
@@ -72,9 +73,17 @@ JOBS = {
 }
 
 
+SQL = pathlib.Path(__file__).with_name("executor.sql")
+
+
 def _q(name):
-    """A named query without its final semicolon, to send with others."""
-    return queries.get(name).rstrip().rstrip(";")
+    """The executor's own named queries (test support: not in the runtime's sql/)."""
+    return queries.load(SQL)[name]
+
+
+def create_execution_log(cr):
+    """The jobrunner_execution table (idempotent): one row per execution."""
+    cr.execute(_q("execution_log_create"))
 
 
 class ConnectionPool:
@@ -151,7 +160,7 @@ class Executor:
     # -- the controller ----------------------------------------------------
     def _ensure_log(self, dbname, cr):
         if self.record and dbname not in self._prepared:
-            cr.execute(queries.get("execution_log_create"))
+            create_execution_log(cr)
             self._prepared.add(dbname)
 
     def _run(self, dbname, uuid, token):
@@ -218,25 +227,17 @@ class Executor:
                                            "log_id": log_id, "outcome": "done"})
             return Response("", status=200)
 
-    def _acquire(self, cr, uuid, token, attempts=25):
+    def _acquire(self, cr, uuid, token):
         """Acquire, leaving the transaction open on success; None if the job is
-        not ours to run. SKIP LOCKED never waits on a lock; a lock that is
-        only passing (a claim scan) is retried for a few milliseconds."""
-        for attempt in range(attempts):
+        not ours to run (runjob.acquire said why)."""
+        def try_lock(cr):
             cr.execute("BEGIN; " + _q("executor_acquire"), {"uuid": uuid, "token": token, "pid": self.pid})
             row = cr.fetchone()
-            if row is not None:
-                return row
-            cr.execute("ROLLBACK")
-            reason = runjob.refusal(cr, uuid, token)
-            if reason:
-                _log.warning("runjob-refused", "was requested to run the job, but %s: nothing done",
-                             reason, uuid=uuid)
-                return None
-            time.sleep(0.002 * (attempt + 1))
-        _log.warning("runjob-locked", "was requested to run the job, but it stayed locked: "
-                     "nothing done", uuid=uuid)
-        return None
+            if row is None:
+                cr.execute("ROLLBACK")  # the refusal check and any retry run outside it
+            return row
+
+        return runjob.acquire(cr, uuid, token, try_lock, _log)
 
     def _perform(self, method, args, retry, max_retries):
         func = JOBS.get(method)
@@ -259,9 +260,9 @@ class Executor:
     def _side(cr, query, params, log_id, outcome):
         """Retry/failure writes, in a transaction of their own after the job's
         was rolled back (Odoo uses a new cursor for the same reason)."""
-        cr.execute(queries.get(query), params)
+        cr.execute(_q(query), params)
         if log_id is not None:
-            cr.execute(queries.get("execution_log_end"), {"log_id": log_id, "outcome": outcome})
+            cr.execute(_q("execution_log_end"), {"log_id": log_id, "outcome": outcome})
 
 
 def serve(executor, host="127.0.0.1", port=8069, ready=None):
@@ -276,10 +277,10 @@ def serve(executor, host="127.0.0.1", port=8069, ready=None):
 
 
 def main(argv=None):
-    from . import green
+    from .. import green
 
     green.patch()
-    p = argparse.ArgumentParser(prog="python -m jobrunner.executor", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m jobrunner.testing.executor", description=__doc__.split("\n")[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8069)
     p.add_argument("--db-host")

@@ -7,8 +7,8 @@ import sys
 from jobrunner import config
 from jobrunner.channels import ChannelTree, parse_channels
 
-from .helpers import wait_until
-from .procs import Proc, registered_runners, start_executor
+from jobrunner.testing.fixtures import wait_until
+from jobrunner.testing.fixtures import Proc, registered_runners, start_executor
 
 
 def build(argv=(), environ=None):

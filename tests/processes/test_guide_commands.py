@@ -26,12 +26,12 @@ import pytest
 
 import jobrunner
 from jobrunner import config, schema
-from jobrunner.pgcluster import free_port
+from jobrunner.testing.pgcluster import free_port
 
-from .helpers import http_get, wait_until
-from .procs import Proc, registered_runners, start_executor
+from jobrunner.testing.fixtures import (Proc, http_get, registered_runners, start_executor,
+                                       wait_until)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "migration_guide" / "README.rst"
 # the installed console script, as an operator runs it
 RUNNER = str(Path(sys.executable).parent / "queue-job-runner")

@@ -1,5 +1,5 @@
 """The migration guide, walked on the reference executor: stock queue_job's
-own runner (OCA's unmodified code, as benchmarks/oca.py runs it) → flag on
+own runner (OCA's unmodified code, as jobrunner/testing/oca.py runs it) → flag on
 (what `-u queue_job_skiplocked` does to the schema) → three of our runners
 → flag off → the stock runner again, with jobs flowing throughout: none
 lost, none run twice."""
@@ -13,13 +13,13 @@ import pytest
 
 from jobrunner import hint, schema
 
-from .helpers import wait_until
-from .procs import db_args, registered_runners, start_executor, start_runner
+from jobrunner.testing.fixtures import (db_args, insert_jobs, registered_runners, start_executor, start_runner,
+                                       wait_until)
 
 
 @pytest.fixture(scope="module")
 def oca_runner():
-    from benchmarks.oca import OcaRunner
+    from jobrunner.testing.oca import OcaRunner
 
     try:
         runner = OcaRunner()
@@ -43,12 +43,7 @@ class Enqueuer:
         conn = self.db.connect()
         with conn.cursor() as cr:
             while not self.stop.is_set():
-                cr.execute(
-                    "INSERT INTO queue_job (uuid, name, model_name, method_name, records, args, kwargs, "
-                    "func_string, state, priority, date_created, retry, max_retries, channel) "
-                    "SELECT md5(random()::text || g::text), 'job', 'queue.job', 'sleep_ms', '{}', '[20]', "
-                    "'{}', 'f()', 'pending', 10, now() AT TIME ZONE 'utc', 0, 5, 'root' "
-                    "FROM generate_series(1, 3) g")
+                insert_jobs(cr, 3, method_name="sleep_ms", args="[20]")
                 self.count += 3
                 hint.notify(cr)
                 time.sleep(0.02)

@@ -6,14 +6,13 @@ processes, enqueues the jobs in one transaction, shows progress, and prints
 throughput, pickup latency, jobs per runner and duplicates.
 """
 
-import os
-import signal
-import subprocess
 import sys
 import time
 
-from . import db as dbmod, hint, queries, schema
-from .pgcluster import Cluster, free_port
+from .. import hint
+from .executor import create_execution_log
+from .fixtures import build_db, insert_jobs, registered_runners, start_executor, start_runner, wait_until
+from .pgcluster import Cluster
 
 DBNAME = "queue_job_demo"
 
@@ -30,76 +29,31 @@ def _percentile(sorted_values, pct):
     return sorted_values[k]
 
 
-def _wait_port(port, proc, timeout=30):
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("the executor exited at start")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("the executor did not listen in time")
-
-
-def _wait_runners(conn, n, timeout=60):
-    deadline = time.monotonic() + timeout
-    with conn.cursor() as cr:
-        while time.monotonic() < deadline:
-            cr.execute("SELECT count(*) FROM queue_job_runner")
-            if cr.fetchone()[0] >= n:
-                return
-            time.sleep(0.05)
-    raise RuntimeError("the runners did not register in time")
-
-
-INSERT_JOBS = """
-INSERT INTO queue_job (uuid, name, model_name, method_name, records, args, kwargs, func_string,
-                       state, priority, date_created, retry, max_retries, channel)
-SELECT md5(random()::text || g::text), 'demo job ' || g, 'queue.job', 'noop', '{}', '[]', '{}',
-       'noop()', 'pending', 10, clock_timestamp() AT TIME ZONE 'utc', 0, 5, 'root'
-FROM generate_series(1, %s) g
-"""
-
-
 def main(args):
     n_jobs, n_runners = args.jobs, args.runners
     out = sys.stdout
     print(f"queue_job_skiplocked demo: {n_jobs} no-op jobs, {n_runners} runner processes "
           f"(channels {args.channels} each), reference executor over HTTP", file=out)
-    procs = []
+    executor, runners = None, []
     with Cluster() as cluster:
         print(f"- throwaway PostgreSQL on {cluster.host}:{cluster.port}", file=out)
-        cluster.createdb(DBNAME)
-        conn = dbmod.connect(cluster.conninfo(), DBNAME)
+        db = build_db(cluster, DBNAME, "17")
         try:
-            with conn.cursor() as cr:
-                cr.execute(queries.sql_file("stock/queue_job_17.sql"))
-                cr.execute(queries.sql_file("stock/notify_trigger.sql"))
-                schema.migrate(cr, DBNAME)
-                cr.execute(queries.get("execution_log_create"))
+            with db.conn.cursor() as cr:
+                create_execution_log(cr)
             print("- OCA queue_job 17.0 schema + queue_job_skiplocked schema created", file=out)
-            port = free_port()
-            db_args = ["--db-host", cluster.host, "--db-port", str(cluster.port), "--db-user", cluster.user]
-            executor = subprocess.Popen(
-                [sys.executable, "-m", "jobrunner.executor", "--port", str(port), "--pool", "96", *db_args],
-                stdout=subprocess.DEVNULL)
-            procs.append(executor)
-            _wait_port(port, executor)
-            print(f"- reference executor on 127.0.0.1:{port}", file=out)
-            for _ in range(n_runners):
-                procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "jobrunner", "run", "--database", DBNAME, *db_args,
-                     "--host", "127.0.0.1", "--port", str(port), "--channels", args.channels,
-                     "--log-level", args.log_level]))
-            _wait_runners(conn, n_runners)
+            executor = start_executor(cluster, "--pool", "96")
+            print(f"- reference executor on 127.0.0.1:{executor.port}", file=out)
+            # the runners log to our terminal, at --log-level
+            runners = [start_runner(cluster, [DBNAME], executor.port, "--channels", args.channels,
+                                    "--log-level", args.log_level, capture=False)
+                       for _ in range(n_runners)]
+            wait_until(lambda: registered_runners(db) >= n_runners, timeout=60,
+                       message="the runners to register")
             print(f"- {n_runners} runners registered; enqueueing {n_jobs} jobs in one transaction", file=out)
 
-            with conn.cursor() as cr:
-                cr.execute(INSERT_JOBS, (n_jobs,))
+            with db.conn.cursor() as cr:
+                insert_jobs(cr, n_jobs)
                 t0 = time.monotonic()
                 done, tty, last_line = 0, out.isatty(), 0.0
                 while done < n_jobs:
@@ -123,7 +77,7 @@ def main(args):
                 first_single = cr.fetchone()[0] + 1
                 hinter = hint.Hinter(cluster.conninfo())
                 for _ in range(100):
-                    cr.execute(INSERT_JOBS, (1,))  # committed (autocommit) ...
+                    insert_jobs(cr, 1)  # committed (autocommit) ...
                     hinter.hint(DBNAME)  # ... then the wake-up hint, off the commit path
                     time.sleep(0.02)
                 deadline = time.monotonic() + 30
@@ -144,13 +98,13 @@ def main(args):
                 cr.execute("SELECT state, count(*) FROM queue_job GROUP BY 1 ORDER BY 1")
                 states = cr.fetchall()
         finally:
-            for p in procs[1:]:
-                p.send_signal(signal.SIGTERM)
-            codes = [p.wait(timeout=60) for p in procs[1:]]
-            if procs:
-                procs[0].terminate()
-                procs[0].wait(timeout=30)
-            conn.close()
+            for p in runners:
+                p.popen.terminate()  # SIGTERM to all first: they drain side by side
+            codes = [p.terminate() for p in runners]
+            if executor is not None:
+                executor.terminate(timeout=30)
+                executor.close()
+            db.close()
 
     print("Summary", file=out)
     print(f"  drained {n_jobs} jobs in {elapsed:.2f}s: {n_jobs / elapsed:,.0f} jobs/s", file=out)
@@ -163,7 +117,3 @@ def main(args):
     ok = duplicates == 0 and dict(states).get("done") == n_jobs + 100 and all(c == 0 for c in codes)
     print("OK" if ok else "FAILED", file=out)
     return 0 if ok else 1
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")

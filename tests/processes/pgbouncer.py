@@ -9,9 +9,9 @@ import tempfile
 
 import pytest
 
-from jobrunner.pgcluster import free_port
+from jobrunner.testing.pgcluster import free_port
 
-from .procs import wait_port
+from jobrunner.testing.fixtures import wait_port
 
 
 def binary():

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import tempfile
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 INSTALL_HINT = (
     "PostgreSQL server binaries not found (initdb/pg_ctl); "
