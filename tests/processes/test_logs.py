@@ -3,6 +3,7 @@ job uuid) as fields, in text or JSON; tests/unit/test_logs.py ties every
 event to migration_guide/troubleshooting.rst."""
 
 import json
+import re
 
 from jobrunner.testing.fixtures import (registered_runners, start_executor, start_runner,
                                        stuck_runner, wait_until)
