@@ -6,50 +6,20 @@ Exit codes: 0 clean stop, 2 configuration error, 1 anything else.
 import argparse
 import sys
 
-from . import __version__, config as config_mod, db, logs, schema
-from .errors import ConfigError
+from . import __version__, config as config_mod, db, logs, schema, settings
+from .errors import ConfigError, first_line
 
 _log = logs.Log("jobrunner")
 
 
-def _add_common(p):
+def _add_settings(p, command):
     p.add_argument("-c", "--config", help="odoo.conf to read [queue_job] and [options] from")
     p.add_argument("-d", "--database", action="append",
                    help="database to serve (repeatable); default: odoo.conf db_name, "
                         "else every database with queue_job installed")
-    p.add_argument("--db-host", dest="db_host")
-    p.add_argument("--db-port", dest="db_port")
-    p.add_argument("--db-user", dest="db_user")
-    p.add_argument("--db-password", dest="db_password")
-    p.add_argument("--log-level", dest="log_level", help="DEBUG, INFO (default), WARNING, ERROR")
-    p.add_argument("--log-format", dest="log_format",
-                   help="text (default) or json: one object per line, with event, db, runner, uuid")
-    p.add_argument("--log-file", dest="log_file",
-                   help="append log lines to this file instead of stderr (reopened after logrotate)")
-
-
-def _add_run(p):
-    p.add_argument("--channels", help="OCA channels, e.g. root:4,root.sub:2 (node capacity)")
-    p.add_argument("--scheme")
-    p.add_argument("--host", help="Odoo host for /queue_job/runjob")
-    p.add_argument("--port", help="Odoo port for /queue_job/runjob")
-    p.add_argument("--http-auth-user", dest="http_auth_user")
-    p.add_argument("--http-auth-password", dest="http_auth_password")
-    p.add_argument("--wakeup", help="notify (LISTEN for hints, default) or poll (never LISTEN)")
-    p.add_argument("--poll-min", dest="poll_min", help="idle backoff floor, seconds (0.05)")
-    p.add_argument("--poll-max", dest="poll_max", help="idle backoff cap, seconds (5)")
-    p.add_argument("--grace", help="seconds to wait for jobs in flight at stop (30)")
-    p.add_argument("--recovery-interval", dest="recovery_interval",
-                   help="seconds between dead-runner/dead-job checks (8)")
-    p.add_argument("--http-timeout", dest="http_timeout",
-                   help="seconds before a runjob request is abandoned (default: none)")
-    p.add_argument("--metrics-port", dest="metrics_port",
-                   help="serve /metrics (Prometheus) and /healthz on this port (off by default)")
-    p.add_argument("--metrics-host", dest="metrics_host",
-                   help="address for --metrics-port (127.0.0.1; 0.0.0.0 for a Kubernetes probe)")
-    p.add_argument("--db-timeout", dest="db_timeout",
-                   help="seconds without answer from PostgreSQL before the connection is "
-                        "dropped and made again (20)")
+    for setting in settings.for_command(command):
+        p.add_argument(setting.flag, dest=setting.name,
+                       help=f"{setting.help} [{setting.env_var}, [queue_job] {setting.conf_key}]")
 
 
 def parser():
@@ -57,12 +27,11 @@ def parser():
     p.add_argument("--version", action="version", version=__version__)
     sub = p.add_subparsers(dest="command")
     run = sub.add_parser("run", help="claim and dispatch jobs (default)")
-    _add_common(run)
-    _add_run(run)
+    _add_settings(run, "run")
     mig = sub.add_parser("migrate", help="apply our schema additions (idempotent)")
-    _add_common(mig)
+    _add_settings(mig, "common")
     st = sub.add_parser("status", help="jobs, channels and runners per database")
-    _add_common(st)
+    _add_settings(st, "common")
     st.add_argument("--json", action="store_true")
     demo = sub.add_parser("demo", help="throwaway PostgreSQL + executor + 3 runners")
     demo.add_argument("--jobs", type=int, default=20000)
@@ -112,7 +81,7 @@ def cmd_migrate(args):
         except db.OperationalError as exc:
             raise ConfigError(
                 f"cannot connect to database {db.describe(cfg.db, dbname)}: "
-                f"{str(exc).strip().splitlines()[0]}; check --db-host/--db-port/--db-user or PG* variables"
+                f"{first_line(exc)}; check --db-host/--db-port/--db-user or PG* variables"
             ) from exc
         try:
             db.check_server_version(conn)

@@ -9,6 +9,7 @@ import pytest
 from jobrunner import claim, config, logs, queries, runjob, schema
 from jobrunner.cli import parser
 from jobrunner.errors import ConfigError
+from jobrunner.settings import SETTINGS
 
 from jobrunner.testing.fixtures import wait_until
 
@@ -134,12 +135,11 @@ def test_embedded_runner_command_reproduces_odoo_config():
     cfg = config.resolve({}, {"ODOO_QUEUE_JOB_CHANNELS": "root:3"},
                          {"wakeup": "poll", "log_format": "json", "log_file": "/var/log/odoo/q.log"},
                          options)
-    argv, env = config.runner_argv(cfg)
+    argv, env = config.child_command(cfg)
     assert "pw" not in " ".join(argv)  # the password travels in the environment
     again = config.build(parser().parse_args(argv), environ=env)
-    for attr in ("channels", "host", "port", "wakeup", "databases", "db", "poll_min", "poll_max",
-                 "log_level", "log_format", "log_file"):
-        assert getattr(again, attr) == getattr(cfg, attr), attr
+    for setting in SETTINGS:  # every setting of the table, metrics_port/host included
+        assert config.get(again, setting) == config.get(cfg, setting), setting.name
     assert again.databases == ["a", "b"] and again.port == 8070 and again.db["password"] == "pw"
     assert again.log_format == "json"
 

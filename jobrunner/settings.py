@@ -1,0 +1,105 @@
+"""Every runner setting, declared once. argparse (cli.py), resolution with
+OCA's precedence and validation (config.py), the embedded runner's child
+environment and the docs checks are all derived from SETTINGS.
+
+Precedence, highest first: the CLI flag, the ODOO_QUEUE_JOB_* variable, the
+``[queue_job]`` key of the odoo.conf given with -c, then an Odoo
+``[options]`` key where OCA falls back to one (``db_*``, ``http_interface``,
+``http_port``), then the default (for the database: libpq's PG* variables).
+"""
+
+from dataclasses import dataclass
+
+from .logs import FORMATS as LOG_FORMATS, LEVELS as LOG_LEVELS
+
+ENV_PREFIX = "ODOO_QUEUE_JOB_"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # Config attribute (db_* settings: a key of Config.db)
+    kind: type  # str, int or float
+    default: object
+    help: str
+    command: str = "run"  # "run", or "common" (run, migrate, status)
+    minimum: object = None  # a number, or the name of a setting it may not be below
+    maximum: object = None
+    choices: tuple = ()
+    choices_text: str | None = None  # the error's "use ..." (default: one of the choices)
+    env: str | None = None  # ODOO_QUEUE_JOB_ suffix (default: NAME)
+    key: str | None = None  # [queue_job] key (default: name)
+    option: str | None = None  # Odoo [options] fallback
+    secret: bool = False
+
+    @property
+    def flag(self):
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env_var(self):
+        return ENV_PREFIX + (self.env or self.name.upper())
+
+    @property
+    def conf_key(self):
+        return self.key or self.name
+
+    @property
+    def in_db(self):
+        """A libpq connection parameter: Config.db[name without db_]."""
+        return self.name.startswith("db_") and self.name != "db_timeout"
+
+
+def _db(part, kind=str, secret=False, minimum=None, maximum=None):
+    return Setting(f"db_{part}", kind, None, f"PostgreSQL {part} (default: libpq's PG{part.upper()})",
+                   command="common", env=f"JOBRUNNER_DB_{part.upper()}", key=f"jobrunner_db_{part}",
+                   option=f"db_{part}", secret=secret, minimum=minimum, maximum=maximum)
+
+
+SETTINGS = (
+    Setting("channels", str, "root:1",
+            "OCA channels, e.g. root:4,root.sub:2 (node capacity; :sequential, :throttle=N, "
+            ":global hold across runners)"),
+    Setting("scheme", str, "http", "http or https, for /queue_job/runjob",
+            choices=("http", "https"), choices_text="use http or https"),
+    Setting("host", str, "localhost", "Odoo host for /queue_job/runjob", option="http_interface"),
+    Setting("port", int, 8069, "Odoo port for /queue_job/runjob", minimum=1, maximum=65535,
+            option="http_port"),
+    Setting("http_auth_user", str, None, "HTTP basic auth user for /queue_job/runjob"),
+    Setting("http_auth_password", str, None, "HTTP basic auth password", secret=True),
+    Setting("wakeup", str, "notify", "notify (LISTEN for hints, default) or poll (never LISTEN)",
+            choices=("notify", "poll")),
+    Setting("poll_min", float, 0.05, "idle backoff floor, seconds (0.05)", minimum=0.001),
+    Setting("poll_max", float, 5.0, "idle backoff cap, seconds (5)", minimum="poll_min"),
+    Setting("grace", float, 30.0, "seconds to wait for jobs in flight at stop (30)", minimum=0),
+    # a dead runner is seen within 8 s; an idle runner's cost is 1/8 query per second
+    Setting("recovery_interval", float, 8.0, "seconds between dead-runner/dead-job checks (8)",
+            minimum=0.1),
+    Setting("http_timeout", float, None,
+            "seconds before a runjob request is abandoned (default: none)", minimum=0.1),
+    Setting("db_timeout", float, 20.0,
+            "seconds without answer from PostgreSQL before the connection is dropped and made "
+            "again (20)", minimum=1),
+    Setting("metrics_port", int, None,
+            "serve /metrics (Prometheus) and /healthz on this port (off by default)",
+            minimum=1, maximum=65535),
+    Setting("metrics_host", str, "127.0.0.1",
+            "address for --metrics-port (127.0.0.1; 0.0.0.0 for a Kubernetes probe)"),
+    _db("host"),
+    _db("port", int, minimum=1, maximum=65535),
+    _db("user"),
+    _db("password", secret=True),
+    Setting("log_level", str, "INFO", "DEBUG, INFO (default), WARNING, ERROR", command="common",
+            choices=LOG_LEVELS),
+    Setting("log_format", str, "text",
+            "text (default) or json: one object per line, with event, db, runner, uuid",
+            command="common", choices=LOG_FORMATS),
+    Setting("log_file", str, None,
+            "append log lines to this file instead of stderr (reopened after logrotate)",
+            command="common"),
+)
+BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def for_command(command):
+    """The settings a subcommand takes ("run" takes the common ones too)."""
+    return [s for s in SETTINGS if s.command == "common" or s.command == command]

@@ -1,0 +1,86 @@
+"""Each setting is declared once (jobrunner/settings.py): every surface
+derived from the table carries every setting. A surface that misses one (as
+the embedded runner once lost metrics_port/metrics_host) fails here."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from jobrunner import config
+from jobrunner.cli import parser
+from jobrunner.settings import SETTINGS, for_command
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# a valid value unlike the default, for every setting
+SAMPLES = {
+    "channels": "root:3,root.sub:1:sequential", "scheme": "https", "host": "odoo.internal",
+    "port": "8070", "http_auth_user": "u", "http_auth_password": "s3cret", "wakeup": "poll",
+    "poll_min": "0.2", "poll_max": "7", "grace": "12", "recovery_interval": "3",
+    "http_timeout": "600", "db_timeout": "9", "metrics_port": "9187", "metrics_host": "0.0.0.0",
+    "db_host": "pg", "db_port": "6432", "db_user": "odoo", "db_password": "pw",
+    "log_level": "DEBUG", "log_format": "json", "log_file": "/var/log/odoo/queue.log",
+}
+
+
+def test_every_setting_has_a_sample_unlike_its_default():
+    assert set(SAMPLES) == {s.name for s in SETTINGS}
+    cfg = config.resolve({}, {}, {}, {})
+    for s in SETTINGS:
+        assert config.get(cfg, s) != config.get(config.resolve({s.name: SAMPLES[s.name]}, {}, {}, {}), s)
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: s.name)
+def test_each_setting_resolves_from_flag_env_and_queue_job_key_in_that_order(setting):
+    flag_value = SAMPLES[setting.name]
+    from_flag = config.resolve({setting.name: flag_value}, {}, {}, {})
+    from_env = config.resolve({}, {setting.env_var: flag_value}, {}, {})
+    from_conf = config.resolve({}, {}, {setting.conf_key: flag_value}, {})
+    values = {config.get(c, setting) for c in (from_flag, from_env, from_conf)}
+    assert len(values) == 1 and None not in values
+    assert (from_flag.sources[setting.name], from_env.sources[setting.name],
+            from_conf.sources[setting.name]) == (setting.flag, setting.env_var,
+                                                 f"[queue_job] {setting.conf_key}")
+    default = config.get(config.resolve({}, {}, {}, {}), setting)
+    both = config.resolve({setting.name: flag_value}, {setting.env_var: "junk"}, {setting.conf_key: "junk"},
+                          {setting.option: "junk"} if setting.option else {})
+    assert config.get(both, setting) == values.pop() != default  # the flag wins
+
+
+@pytest.mark.parametrize("command", ["run", "migrate", "status"])
+def test_argparse_carries_each_setting_of_its_subcommand(command):
+    wanted = for_command("run" if command == "run" else "common")
+    for s in wanted:
+        args = parser().parse_args([command, s.flag, SAMPLES[s.name]])
+        assert getattr(args, s.name) == SAMPLES[s.name], (command, s.flag)
+    if command != "run":
+        with pytest.raises(SystemExit):
+            parser().parse_args([command, "--channels", "root:2"])
+
+
+def test_the_embedded_runners_child_resolves_to_the_same_configuration():
+    cfg = config.resolve({"database": ["a", "b"], **SAMPLES}, {}, {}, {})
+    argv, env = config.child_command(cfg)
+    assert not any(SAMPLES[s.name] in argv for s in SETTINGS if s.secret)  # secrets not in argv
+    child = config.build(parser().parse_args(argv), environ=env)
+    for s in SETTINGS:
+        assert config.get(child, s) == config.get(cfg, s), s.name
+    assert child.databases == ["a", "b"]
+    # odoo.conf's [queue_job] metrics_port reaches the embedded runner
+    conf = config.resolve({}, {}, {"metrics_port": "9187", "metrics_host": "0.0.0.0"}, {})
+    child = config.build(parser().parse_args(config.child_command(conf)[0]),
+                         environ=config.child_command(conf)[1])
+    assert (child.metrics_port, child.metrics_host) == (9187, "0.0.0.0")
+
+
+def _section(text, title):
+    start = text.index(title)
+    return text[start:text.index("\nThe claim\n", start)]
+
+
+def test_readme_lists_every_setting_with_flag_and_variable():
+    section = _section((ROOT / "README.rst").read_text(), "The ``queue-job-runner`` command")
+    for s in SETTINGS:
+        assert f"``{s.flag}``" in section, s.flag
+        assert re.search(rf"``{s.env_var}``", section), s.env_var
