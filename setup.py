@@ -18,7 +18,7 @@ setup(
     ],
     package_dir={"odoo.addons.queue_job_skiplocked": "queue_job_skiplocked"},
     package_data={
-        "jobrunner": ["sql/*.sql", "sql/stock/*.sql"],
+        "jobrunner": ["sql/*.sql", "sql/stock/*.sql", "sql/migrations/*.sql", "sql/migrations/README"],
         "jobrunner.testing": ["*.sql", "stock/*.sql", "oca_standin/*"],
         "odoo.addons.queue_job_skiplocked": ["readme/*", "security/*"],
     },
