@@ -1,8 +1,17 @@
+import ast
+import pathlib
+
 from setuptools import setup
+
+# One version for every Odoo series, written once: the manifest's, series-less
+# ("1.0.0"; each series' loader prefixes its own, e.g. 19.0.1.0.0).
+# tests/unit/test_version.py ties jobrunner.__version__ to it.
+HERE = pathlib.Path(__file__).parent
+VERSION = ast.literal_eval((HERE / "queue_job_skiplocked" / "__manifest__.py").read_text())["version"]
 
 setup(
     name="queue-job-skiplocked",
-    version="17.0.1.0.0",
+    version=VERSION,
     description="FOR UPDATE SKIP LOCKED multi-node job runner for OCA queue_job",
     long_description=open("README.rst").read(),
     long_description_content_type="text/x-rst",

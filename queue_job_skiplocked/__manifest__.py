@@ -2,7 +2,8 @@
 {
     "name": "Job Queue: SKIP LOCKED runner",
     "summary": "Multi-node job runner for queue_job with FOR UPDATE SKIP LOCKED claims",
-    "version": "17.0.1.0.0",
+    # series-less on purpose: Odoo 17.0, 18.0 and 19.0 each prefix their own
+    "version": "1.0.0",
     "author": "queue_job_skiplocked developers",
     "website": "https://github.com/queue-job-skiplocked/queue_job_skiplocked",
     "license": "LGPL-3",

@@ -25,7 +25,7 @@ from jobrunner import config as core_config, logs
 from jobrunner.errors import ConfigError
 from jobrunner.parent import PARENT_PID_ENV
 
-from . import flag
+from . import flag, series
 
 _log = logs.Log(__name__, inline=True)
 
@@ -36,7 +36,7 @@ def runner_command():
     options = {
         "db_host": config.get("db_host"), "db_port": config.get("db_port"),
         "db_user": config.get("db_user"), "db_password": config.get("db_password"),
-        "db_name": config.get("db_name"), "http_interface": config.get("http_interface"),
+        "db_name": ",".join(series.db_names()), "http_interface": config.get("http_interface"),
         "http_port": config.get("http_port"),
     }
     options = {k: str(v) for k, v in options.items() if v not in (None, False, "")}

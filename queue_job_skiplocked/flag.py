@@ -7,10 +7,10 @@ line naming it (this module is imported while the server loads addons)."""
 
 import os
 
-from odoo.tools import config
-
 from jobrunner import config as core_config
 from jobrunner.errors import ConfigError
+
+from . import series
 
 
 def queue_job_config():
@@ -21,7 +21,7 @@ def queue_job_config():
         serv_config = None
     if serv_config is not None and serv_config.has_section("queue_job"):
         return dict(serv_config["queue_job"])
-    return dict(config.misc.get("queue_job", {}))
+    return series.odoo_conf_section("queue_job")
 
 
 def _read():

@@ -1,31 +1,53 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-from odoo import SUPERUSER_ID, http
+from odoo import http
 
 from odoo.addons.queue_job.controllers.main import RunJobController
 
 from jobrunner import logs, queries, runjob
 
-from .. import flag
+from .. import flag, series
 
 _log = logs.Log(__name__, inline=True)
 
 
 class SkipLockedRunJobController(RunJobController):
-    @http.route()
-    def runjob(self, db, job_uuid, **kw):
+    # the stock route in that series' signature; flag off: stock, untouched
+    if series.RUNJOB_DB_ARGUMENT:
+
+        @http.route()
+        def runjob(self, db, job_uuid, **kw):
+            stock = super().runjob
+            return self._skiplocked_runjob(lambda: stock(db, job_uuid, **kw), job_uuid, kw, db)
+
+    else:
+
+        @http.route()
+        def runjob(self, job_uuid, **kw):
+            stock = super().runjob
+            return self._skiplocked_runjob(lambda: stock(job_uuid, **kw), job_uuid, kw)
+
+    def _skiplocked_runjob(self, stock_runjob, job_uuid, kw, db=None):
         if not flag.is_on():
-            return super().runjob(db, job_uuid, **kw)  # stock queue_job, untouched
-        http.request.session.db = db
-        env = http.request.env(user=SUPERUSER_ID)
-        if not self._skiplocked_acquire(env, job_uuid, kw.get("token")):
+            return stock_runjob()
+        env = series.runjob_superuser_env(db)
+        if self._skiplocked_job_exists(env, job_uuid) and not self._skiplocked_acquire(
+            env, job_uuid, kw.get("token")
+        ):
             return ""
         # The row is locked by this transaction and still enqueued: the stock
-        # path re-selects it (same transaction, no wait) and goes on with
-        # started + lock row, perform, done / retry / failure.
-        return super().runjob(db, job_uuid, **kw)
+        # path re-selects it (same transaction, no wait) and goes on as it
+        # defines it: started + lock row, perform (commit blocking and
+        # allow_commit from 18.0), done / retry / failure. An unknown uuid is
+        # the stock path's to answer (it does nothing and says so).
+        return stock_runjob()
+
+    def _skiplocked_job_exists(self, env, job_uuid):
+        env.cr.execute("SELECT 1 FROM queue_job WHERE uuid = %s", (job_uuid,))
+        return env.cr.fetchone() is not None
 
     def _skiplocked_acquire(self, env, job_uuid, token):
         """Lock the job if it is enqueued with this token; never wait."""
+
         def try_lock(cr):
             # a fresh transaction: its snapshot is taken by the statement
             # below, so REPEATABLE READ sees the claim that sent us here
