@@ -9,9 +9,6 @@ from urllib.parse import urlencode
 
 import gevent
 
-from . import logs
-
-_log = logs.Log("jobrunner.runner")
 
 HTTP_KEEP = 64  # idle kept-alive connections to the executor, at most
 

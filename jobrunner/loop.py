@@ -14,15 +14,13 @@ from datetime import datetime, timezone
 import gevent.event
 import gevent.lock
 
-from . import claim, db as dbmod, limits as limits_mod, logs
+from . import claim, db as dbmod, limits as limits_mod
 from .backoff import Backoff
 from .dispatch import not_taken
 from .errors import ConfigError, ConnectionLost, first_line
 from .plan import ClaimPlanner
 from .recovery import Recovery
 from .session import Session
-
-_log = logs.Log("jobrunner.runner")
 
 WATCH_INTERVAL = 1.0  # re-check of started jobs whose HTTP request ended early
 

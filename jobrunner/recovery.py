@@ -6,9 +6,7 @@ two recoverers off the same rows."""
 import gevent
 import gevent.event
 
-from . import claim, db as dbmod, logs
-
-_log = logs.Log("jobrunner.runner")
+from . import claim, db as dbmod
 
 
 class Recovery:
