@@ -30,7 +30,7 @@ def _claim_sql(conn, batch):
     with conn.cursor() as cr:
         sql = cr.mogrify(queries.get("claim"), {
             "names": ["root"], "lims": [batch], "frees": [batch], "ancs": ["1"], "limit": batch,
-            "runner": 987654321, "token": "TOKEN", "groups": []}).decode()
+            "runner": 987654321, "key": "KEY", "groups": []}).decode()
     sql = sql.replace("987654321", ":client_id").replace("'TOKEN'", "('t' || :tok)")
     # one line for pgbench: drop the comments first (no '--' inside strings here)
     return " ".join(line.split("--")[0] for line in sql.splitlines()).split(";")[0]

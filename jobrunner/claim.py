@@ -51,7 +51,7 @@ def claim(cr, runner_id, buckets, limit, groups=()):
             "ancs": [",".join(str(i + 1) for i in b.anc) for b in buckets],
             "limit": limit,
             "runner": runner_id,
-            "token": secrets.token_hex(8),
+            "key": secrets.token_hex(16),  # this round's token key, never stored
             "groups": list(groups),
         },
     )
@@ -136,7 +136,8 @@ def claim_round(conn, runner_id, planner, running, free, groups):
         return result
     buckets, left = planner.lockfree_buckets(running)
     with conn.cursor() as cr:
-        more, result.next_eta, result.pending = claim(cr, runner_id, buckets, left,
+        more, result.next_eta, result.pending = claim(cr, runner_id, buckets,
+                                                      min(left, free - len(result.jobs)),
                                                       planner.limits.claimable)
     result.jobs += more
     return result

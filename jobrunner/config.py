@@ -6,6 +6,7 @@ pass nothing).
 """
 
 import configparser
+import fnmatch
 import os
 from dataclasses import field, make_dataclass
 
@@ -24,6 +25,7 @@ Config = make_dataclass(
         ("db", dict, field(default_factory=dict)),  # host/port/user/password for libpq
         ("databases", list, field(default_factory=list)),  # empty = discover
         ("channel_tree", object, None),
+        ("db_caps", list, field(default_factory=list)),  # db_max_capacity: [(pattern, cap)]
         ("sources", dict, field(default_factory=dict)),  # setting -> where its value came from
     ],
     namespace={"__repr__": _repr, "__doc__": "A resolved runner configuration."},
@@ -131,12 +133,41 @@ def validate(cfg):
         elif setting.kind is not str:
             value = _number(cfg, setting, value)
         _set(cfg, setting, value)
+    if "channels" not in cfg.sources:
+        # no channel string: queue_job 18.0's max_capacity / db_max_capacity
+        if cfg.max_capacity is not None:
+            cfg.channels = f"root:{cfg.max_capacity}"
+        cfg.db_caps = parse_db_caps(cfg)
     try:
         cfg.channel_tree = parse_channels(cfg.channels)
     except ConfigError as exc:
         where = _where(cfg, "channels")
         raise ConfigError(str(exc).replace("invalid channels value", f"invalid {where} value", 1)) from None
     return cfg
+
+
+def parse_db_caps(cfg):
+    """db_max_capacity as [(fnmatch pattern, capacity)], first match wins;
+    a bare N is *:N."""
+    text, rules = cfg.db_max_capacity, []
+    for item in (text or "").replace("\n", ",").split(","):
+        if not item.strip():
+            continue
+        pattern, sep, cap = item.strip().rpartition(":")
+        if not cap.strip().isdigit() or (sep and not pattern.strip()):
+            raise ConfigError(f"invalid {_where(cfg, 'db_max_capacity')} value {text!r}: expected N "
+                              "or pattern:N rules separated by commas, e.g. prod_*:20,*:5")
+        rules.append((pattern.strip() if sep else "*", int(cap)))
+    return rules
+
+
+def db_capacity(cfg, dbname):
+    """This runner's cap on jobs at once in `dbname` (None: only the node's):
+    db_max_capacity's first match."""
+    for pattern, cap in cfg.db_caps:
+        if fnmatch.fnmatchcase(dbname, pattern):
+            return cap
+    return None
 
 
 FLAG_VALUES = {"1": True, "true": True, "yes": True, "on": True,
@@ -169,5 +200,7 @@ def child_command(cfg):
     argv = ["run"]
     for name in cfg.databases:
         argv += ["--database", name]
-    env = {s.env_var: str(get(cfg, s)) for s in SETTINGS if get(cfg, s) is not None}
+    # what was given, not what was derived from it (channels from max_capacity)
+    env = {s.env_var: str(get(cfg, s)) for s in SETTINGS
+           if s.name in cfg.sources and get(cfg, s) is not None}
     return argv, env

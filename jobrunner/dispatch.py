@@ -1,43 +1,121 @@
-"""Dispatch: the runjob HTTP client (OCA's GET /queue_job/runjob plus our
-fencing token) with its keep-alive pool. Each request runs in a greenlet of
-its own and hands its outcome back once, through the callback it was sent
-with; the database, not the answer, decides what happened to the job."""
+"""Dispatch: the runjob HTTP client (OCA's GET /queue_job/runjob, in the
+runjob protocol of each database's queue_job series, plus our fencing
+token) with its keep-alive pool, and what the runner does when the executor
+does not take the jobs it is sent. Each request runs in a greenlet of its own
+and hands its outcome back once, through the callback it was sent with; the
+database, not the answer, decides what happened to the job."""
 
 import http.client
+import time
 from base64 import b64encode
 from urllib.parse import urlencode
 
 import gevent
 
+from .backoff import Backoff
+from .runjob import DB_HEADER, TOKEN_HEADER
 
 HTTP_KEEP = 64  # idle kept-alive connections to the executor, at most
 
 
-def not_taken(outcome):
-    """The executor could not take the job: back off before claiming again."""
-    return outcome in ("refused", "lost") or outcome.startswith("http-5")
+def protocol(series):
+    """How a database's runjob requests name it: "db" (?db=, queue_job 17.0
+    and 18.0), "header" (X-Odoo-Database, 19.0) or, series unknown, "both"."""
+    if series is None:
+        return "both"
+    return "header" if series >= 19 else "db"
+
+
+def why_not_taken(outcome, target, dbname):
+    """The likely cause and fix of an executor answer that did not start
+    the job, for the one log line of a streak."""
+    if outcome == "refused":
+        return f"nothing listens at {target}: is Odoo running there, and are --host/--port right?"
+    if outcome == "lost":
+        return ("the request ended without an answer (timeout or cut connection): see that "
+                "Odoo's log, and --http-timeout")
+    status = int(outcome[len("http-"):]) if outcome.startswith("http-") else 0
+    if status in (401, 403):
+        return ("authentication refused: check --http-auth-user/--http-auth-password "
+                "(ODOO_QUEUE_JOB_HTTP_AUTH_*) and the proxy in front of Odoo")
+    if status == 404:
+        return (f"that Odoo does not serve database {dbname!r}: check its dbfilter and db_name, "
+                "that queue_job is installed there, and its series' runjob protocol "
+                "(19.0 reads the database from the X-Odoo-Database header)")
+    if status >= 500:
+        return "the executor failed: see that Odoo's log"
+    if status >= 400:
+        return "the executor rejected the request: see that Odoo's log"
+    return ("it answered but did not start the job: is queue_job_skiplocked installed and its "
+            "flag on there? (its log has a runjob-refused line naming the reason)")
+
+
+class Target:
+    """One executor endpoint: where requests go, and its streak of answers
+    that took no job. While a streak lasts, claims for this target wait with
+    a growing backoff; its first answer is logged once, with its cause."""
+
+    def __init__(self, cfg, stats):
+        self.cfg = cfg
+        self.stats = stats
+        self.name = f"{cfg.scheme}://{cfg.host}:{cfg.port}"
+        self.backoff = Backoff(0.1, 5.0)
+        self.hold_until = 0.0
+        self.streak = None  # the outcome that opened the current streak
+        self.streak_count = 0
+
+    def held(self, now):
+        return now < self.hold_until
+
+    def not_taken(self, outcome, count, dbname, log, uuid):
+        """`count` jobs sent here were handed back unstarted."""
+        self.stats[f"not_taken:{outcome}"] += count
+        delay = self.backoff.next()
+        self.hold_until = time.monotonic() + delay
+        if self.streak != outcome:  # a new streak, or a new kind of answer
+            self.streak = outcome
+            log.warning("executor-not-taking", "executor %s did not take %d job(s): %s; %s. "
+                        "Handed back; claiming again with backoff (logged once per streak)",
+                        self.name, count, outcome, why_not_taken(outcome, self.name, dbname),
+                        uuid=uuid)
+        self.streak_count += count
+
+    def taken(self, log):
+        self.backoff.reset()
+        if self.streak is not None:
+            log.info("executor-taking", "executor %s takes jobs again, after %d not taken (%s)",
+                     self.name, self.streak_count, self.streak)
+            self.streak, self.streak_count = None, 0
 
 
 class Dispatcher:
     def __init__(self, cfg, stats):
         self.cfg = cfg
         self.stats = stats
+        self.target = Target(cfg, stats)
         self._idle = []  # kept-alive connections to the executor
         self._auth = {}
         if cfg.http_auth_user:
             token = b64encode(f"{cfg.http_auth_user}:{cfg.http_auth_password or ''}".encode()).decode()
             self._auth = {"Authorization": "Basic " + token}
 
-    def send(self, dbname, job, done, log):
-        """Ask the executor to run `job`; done(outcome) is called once with
-        "http-<status>", "refused" or "lost"."""
+    def send(self, dbname, series, job, done, log):
+        """Ask the executor to run `job` of `dbname` (queue_job `series`, None
+        if unknown); done(outcome) is called once with "http-<status>",
+        "refused" or "lost"."""
         self.stats["dispatched"] += 1
-        gevent.spawn(self._runjob, dbname, job, done, log)
+        gevent.spawn(self._runjob, dbname, protocol(series), job, done, log)
 
-    def _runjob(self, dbname, job, done, log):
-        query = urlencode({"db": dbname, "job_uuid": job.uuid, "token": job.token})
+    def _runjob(self, dbname, proto, job, done, log):
+        params, headers = {}, dict(self._auth)
+        if proto != "header":
+            params["db"] = dbname
+        if proto != "db":
+            headers[DB_HEADER] = dbname
+        params["job_uuid"] = job.uuid
+        headers[TOKEN_HEADER] = job.token
         try:
-            outcome = self._get("/queue_job/runjob?" + query)
+            outcome = self._get("/queue_job/runjob?" + urlencode(params), headers)
         except ConnectionRefusedError:
             outcome = "refused"
         except (OSError, http.client.HTTPException) as exc:
@@ -47,7 +125,7 @@ class Dispatcher:
                      uuid=job.uuid)
         done(outcome)
 
-    def _get(self, path):
+    def _get(self, path, headers):
         """GET on a kept-alive connection when one is idle. A kept connection
         the server closed meanwhile fails before any answer: the request is
         sent once more on a new one (a duplicate can only be refused: the
@@ -60,7 +138,7 @@ class Dispatcher:
                 cls = http.client.HTTPSConnection if cfg.scheme == "https" else http.client.HTTPConnection
                 conn = cls(cfg.host, cfg.port, timeout=cfg.http_timeout)
             try:
-                conn.request("GET", path, headers=self._auth)
+                conn.request("GET", path, headers=headers)
                 response = conn.getresponse()
                 response.read()
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):

@@ -14,9 +14,8 @@ from datetime import datetime, timezone
 import gevent.event
 import gevent.lock
 
-from . import claim, db as dbmod, limits as limits_mod
+from . import claim, config, db as dbmod, limits as limits_mod
 from .backoff import Backoff
-from .dispatch import not_taken
 from .errors import ConfigError, ConnectionLost, first_line
 from .plan import ClaimPlanner
 from .recovery import Recovery
@@ -66,14 +65,13 @@ class DatabaseLoop:
         self.dbname = dbname
         self.wake = gevent.event.Event()
         self.wake_cause = None
-        self.hold_claims_until = 0.0
-        self.dispatch_backoff = Backoff(0.1, 5.0)
         self.session = Session(self.cfg, dbname, on_hint=lambda: self.poke("hint"),
-                               on_lost=self._control_lost)
+                               on_lost=self._control_lost, on_reload=self._reload)
         self.control_lost = None
         self.fatal = None  # the ConfigError that ended this loop
         self.string_limits = limits_mod.from_tree(self.cfg.channel_tree)
         self.planner = ClaimPlanner(self.cfg.channel_tree, limits_mod.Limits(self.string_limits))
+        self.db_cap = config.db_capacity(self.cfg, dbname)  # db_max_capacity (None: no cap)
         self.rows_supported = False  # queue_job_channel carries limits (18.0)
         self.next_limits_read = 0.0
 
@@ -86,6 +84,10 @@ class DatabaseLoop:
         if not self.wake.is_set():
             self.wake_cause = cause
             self.wake.set()
+
+    def _reload(self):
+        self.next_limits_read = 0.0  # read the channel records now, not at the next refresh
+        self.poke("reload")
 
     def _control_lost(self, exc):
         if not self.runner.stopping:
@@ -142,14 +144,18 @@ class DatabaseLoop:
 
     def serve(self):
         cfg = self.cfg
+        if self.db_cap == 0:
+            self.log.warning("db-capacity-zero", "db_max_capacity gives this database capacity 0: "
+                             "no job of it runs here")
         idle = Backoff(cfg.poll_min, cfg.poll_max)
         while not self.runner.stopping:
             if self.control_lost is not None:
                 raise ConnectionLost(f"control connection lost: {self.control_lost}")
             self.check_inflight()
+            target = self.runner.dispatcher.target
             now = time.monotonic()
-            if now < self.hold_claims_until:
-                self.sleep(self.hold_claims_until - now, "dispatch-backoff")
+            if target.held(now):  # it took none of our last jobs: give it time
+                self.sleep(target.hold_until - now, "dispatch-backoff")
                 continue
             self.read_limits()
             asked, got, next_eta, reopen = self.claim()
@@ -200,7 +206,9 @@ class DatabaseLoop:
         with slots.lock:  # databases of this runner share the node capacity
             running = slots.running()
             free = planner.free(running)
-            if not free:
+            if self.db_cap is not None:  # this database's share of the node
+                free = min(free, self.db_cap - len(slots.of(self.dbname)))
+            if free <= 0:
                 return 0, 0, None, None
             now = time.monotonic()
             t0 = time.perf_counter()
@@ -216,7 +224,8 @@ class DatabaseLoop:
         for item in items:
             self.log.debug("job-claimed", "claimed (priority %s)", item.job.priority,
                            uuid=item.job.uuid, channel=item.job.channel)
-            self.runner.dispatcher.send(self.dbname, item.job, self._answered(item), self.log)
+            self.runner.dispatcher.send(self.dbname, self.session.series, item.job,
+                                        self._answered(item), self.log)
         self.stats["claimed"] += len(items)
         return free, len(items), result.next_eta, reopen
 
@@ -239,9 +248,10 @@ class DatabaseLoop:
             return
         with self.session.cursor() as cr:
             rows = claim.states(cr, [i.job.id for i in due])
-            to_release = []
+            to_release, taken = [], False
             for item in due:
                 state, token = rows.get(item.job.id, (None, None))
+                taken = taken or state in ("started", "done", "failed")
                 if token != item.job.token or state not in ("enqueued", "started"):
                     self.slots.remove(self.dbname, item.job.id)
                     self.planner.job_ended(item.job.channel)
@@ -254,18 +264,19 @@ class DatabaseLoop:
                     to_release.append(item)
             if to_release:
                 claim.release(cr, [i.job for i in to_release])
-        if not to_release:
-            self.dispatch_backoff.reset()
-            return
+        target = self.runner.dispatcher.target
+        if taken:
+            target.taken(self.log)
         for item in to_release:
             self.slots.remove(self.dbname, item.job.id)
         self.stats["released"] += len(to_release)
-        if any(not_taken(i.outcome) for i in to_release):
-            delay = self.dispatch_backoff.next()
-            self.hold_claims_until = time.monotonic() + delay
-            self.log.warning("executor-not-taking", "executor did not take %d job(s) (%s); "
-                             "handed back, claiming again in %.1fs", len(to_release),
-                             to_release[0].outcome, delay, uuid=to_release[0].job.uuid)
+        # every answer but "job taken" backs off: 4xx, 5xx, refused, no answer
+        by_outcome = {}
+        for item in to_release:
+            if item.outcome != "stopping":
+                by_outcome.setdefault(item.outcome, []).append(item)
+        for outcome, items in by_outcome.items():
+            target.not_taken(outcome, len(items), self.dbname, self.log, items[0].job.uuid)
 
     def shutdown(self):
         """Graceful stop: hand back what no executor started, wait for the rest."""

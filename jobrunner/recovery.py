@@ -49,7 +49,7 @@ class Recovery:
                 log.warning("dead-runner-removed", "dead runner %s removed from the registry", job_id)
             else:
                 requeued += 1
-                log.warning("job-requeued", "job re-queued (dead %s)", why, uuid=uuid)
+                log.warning("job-requeued", "job re-queued (%s)", why, uuid=uuid)
         self.stats["recovered"] += requeued
         if requeued:
             self.on_requeued()

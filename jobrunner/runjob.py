@@ -5,6 +5,12 @@ import time
 
 from . import queries
 
+# The token travels in a header: query strings land in Odoo's access log,
+# headers do not. The controller still reads ?token= from older runners.
+TOKEN_HEADER = "X-Queue-Job-Token"
+# Odoo 19 (queue_job 19.0) takes the database from this header, not ?db=
+DB_HEADER = "X-Odoo-Database"
+
 # A lock seen by the SKIP LOCKED acquisition may be only passing (a runner's
 # claim scan holds candidate rows for the length of its statement).
 ACQUIRE_ATTEMPTS = 25
@@ -18,12 +24,15 @@ def refusal(cr, uuid, token):
     row = cr.fetchone()
     if row is None:
         return "it does not exist"
-    state, _claimed, same_token = row
+    state, claimed, same_token = row
     if state != "enqueued":
         return f"it is {state}"
+    if not claimed:
+        return ("it has no claim token (left enqueued by a stock runner?): runners hand it back "
+                "to pending and claim it")
+    if not token:
+        return "the request has no token"
     if not same_token:
-        if not token:
-            return "the request has no token but the job was claimed with one"
         return "the request's token is not the job's current claim"
     return None
 

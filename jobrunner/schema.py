@@ -89,6 +89,15 @@ def check_ready(cr, dbname):
         )
 
 
+def queue_job_series(cr):
+    """The major version of the installed queue_job (17, 18, 19), or None
+    when ir_module_module does not say."""
+    cr.execute(queries.get("queue_job_version"))
+    row = cr.fetchone()
+    head = (row[0] or "").split(".")[0] if row else ""
+    return int(head) if head.isdigit() else None
+
+
 def stock_trigger_present(cr):
     cr.execute(queries.get("stock_trigger_present"))
     return cr.fetchone()[0]

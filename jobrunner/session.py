@@ -32,14 +32,17 @@ class Session:
     statement at a time through cursor(); `ctl` holds the liveness lock and,
     in notify mode, LISTENs."""
 
-    def __init__(self, cfg, dbname, on_hint, on_lost):
+    def __init__(self, cfg, dbname, on_hint, on_lost, on_reload):
         self.cfg = cfg
         self.dbname = dbname
         self.on_hint = on_hint  # a hint arrived
         self.on_lost = on_lost  # (exc) the control connection, hence our liveness, is gone
+        self.on_reload = on_reload  # queue_job 18.0's channel records changed
         self.conn = None
         self.ctl = None
         self.runner_id = None
+        self.previous_id = None  # the id of our last connection: kept across reconnects
+        self.series = None  # the database's queue_job series (17, 18, 19; None: unknown)
         self.last_ok = None  # monotonic time of the last statement the database answered
         self.log = _log.bind(db=dbname)
         self._busy = gevent.lock.Semaphore()  # the loop and recovery share conn
@@ -67,25 +70,17 @@ class Session:
         dbmod.check_server_version(self.conn)
         with self.cursor() as cr:
             schema.check_ready(cr, self.dbname)
-            cr.execute(queries.get("runner_next_id"))
-            self.runner_id = cr.fetchone()[0]
+            self.series = schema.queue_job_series(cr)
+            if self.previous_id is None:
+                cr.execute(queries.get("runner_next_id"))
+                self.runner_id = cr.fetchone()[0]
+            else:
+                self.runner_id = self.previous_id  # kept unless still held (_lock)
         self.log = _log.bind(db=self.dbname, runner=self.runner_id)
         self.ctl = dbmod.connect(cfg.db, self.dbname, application_name="queue-job-runner-control",
                                  **KEEPALIVE)
         with self.ctl.cursor() as cr:
-            params = {"id": self.runner_id}
-            if cfg.wakeup == "notify":
-                # a session lock, and LISTEN, on a connection of our own
-                settings = "; ".join(f"SET {k} = {v}" for k, v in SERVER_KEEPALIVE.items())
-                cr.execute(f"{settings}; {queries.get('runner_lock')}; {queries.get('listen')}",
-                           params)
-            else:
-                # poll mode works through a transaction pooler (PgBouncer):
-                # the lock lives in a transaction kept open, which pins one
-                # server connection; it takes no xid and keeps no snapshot,
-                # so it holds back no vacuum
-                dbmod.begin(cr, queries.get("runner_xact_lock"), params,
-                            idle_in_transaction_session_timeout=0, **SERVER_KEEPALIVE)
+            self._lock(cr)
         # the lock first, then the row: a visible row always has a holder,
         # alive or dead, never a runner that has not locked yet
         with self.cursor() as cr:
@@ -95,8 +90,55 @@ class Session:
         if cfg.wakeup == "notify":
             self._check_notifications()
         self._watcher = gevent.spawn(self._watch, self.ctl)
-        self.log.info("connected", "connected to %s (wakeup=%s, channels=%s)",
-                      self.where, cfg.wakeup, cfg.channels)
+        self.log.info("connected", "connected to %s (queue_job %s, wakeup=%s, channels=%s)",
+                      self.where, self.series or "of unknown series", cfg.wakeup, cfg.channels)
+
+    def _lock(self, cr):
+        """Take the liveness lock on `ctl`: our previous id if it is free
+        (one identity per process across reconnects), else a new id."""
+        notify = self.cfg.wakeup == "notify"
+        if notify:
+            # a session lock, and LISTEN, on a connection of our own
+            cr.execute("; ".join(f"SET {k} = {v}" for k, v in SERVER_KEEPALIVE.items()))
+        if self.previous_id is not None:
+            params = {"id": self.previous_id}
+            if notify:
+                cr.execute(queries.get("runner_try_lock"), params)
+            else:
+                self._begin(cr, "runner_try_xact_lock", params)
+            if cr.fetchone()[0]:
+                self.runner_id = self.previous_id
+                self._locked(cr)
+                return
+            if not notify:
+                cr.execute("ROLLBACK")
+            with self.cursor() as other:
+                other.execute(queries.get("runner_next_id"))
+                self.runner_id = other.fetchone()[0]
+            self.log = _log.bind(db=self.dbname, runner=self.runner_id)
+            self.log.warning("runner-id-changed", "runner id %s is still held by this process's "
+                             "previous connection; now runner %s (was %s)", self.previous_id,
+                             self.runner_id, self.previous_id)
+        params = {"id": self.runner_id}
+        if notify:
+            cr.execute(queries.get("runner_lock"), params)
+        else:
+            # poll mode works through a transaction pooler (PgBouncer): the
+            # lock lives in a transaction kept open, which pins one server
+            # connection; it takes no xid and keeps no snapshot, so it holds
+            # back no vacuum
+            self._begin(cr, "runner_xact_lock", params)
+        self._locked(cr)
+
+    @staticmethod
+    def _begin(cr, query, params):
+        dbmod.begin(cr, queries.get(query), params, idle_in_transaction_session_timeout=0,
+                    **SERVER_KEEPALIVE)
+
+    def _locked(self, cr):
+        self.previous_id = self.runner_id
+        if self.cfg.wakeup == "notify":
+            cr.execute(queries.get("listen"))
 
     def _check_notifications(self):
         """A NOTIFY must reach our LISTEN: through a transaction pooler it
@@ -126,8 +168,12 @@ class Session:
                 wait_read(ctl.fileno())
                 ctl.poll()
                 if ctl.notifies:
+                    kinds = {_kind(n) for n in ctl.notifies}
                     ctl.notifies.clear()
-                    self.on_hint()
+                    if "reload" in kinds:
+                        self.on_reload()
+                    if "hint" in kinds:
+                        self.on_hint()
         except Exception as exc:  # connection gone: the loop reconnects
             if ctl is self.ctl:
                 self.on_lost(exc)
@@ -151,3 +197,14 @@ class Session:
                 except Exception:  # already broken: nothing to release
                     pass
         self.conn = None
+
+
+RELOAD_CHANNEL, RELOAD_PAYLOAD = "queue_job", "reload"
+
+
+def _kind(notification):
+    """"hint" (ours), "reload" (queue_job 18.0 channel edits) or None: a
+    stock trigger's uuid on queue_job's channel is neither."""
+    if notification.channel == RELOAD_CHANNEL:
+        return "reload" if notification.payload == RELOAD_PAYLOAD else None
+    return "hint"

@@ -30,6 +30,7 @@ class Setting:
     key: str | None = None  # [queue_job] key (default: name)
     option: str | None = None  # Odoo [options] fallback
     secret: bool = False
+    libpq: bool = False  # a connection parameter: Config.db[name without db_]
 
     @property
     def flag(self):
@@ -45,20 +46,25 @@ class Setting:
 
     @property
     def in_db(self):
-        """A libpq connection parameter: Config.db[name without db_]."""
-        return self.name.startswith("db_") and self.name != "db_timeout"
+        return self.libpq
 
 
 def _db(part, kind=str, secret=False, minimum=None, maximum=None):
     return Setting(f"db_{part}", kind, None, f"PostgreSQL {part} (default: libpq's PG{part.upper()})",
                    command="common", env=f"JOBRUNNER_DB_{part.upper()}", key=f"jobrunner_db_{part}",
-                   option=f"db_{part}", secret=secret, minimum=minimum, maximum=maximum)
+                   option=f"db_{part}", secret=secret, minimum=minimum, maximum=maximum, libpq=True)
 
 
 SETTINGS = (
     Setting("channels", str, "root:1",
             "OCA channels, e.g. root:4,root.sub:2 (node capacity; :sequential, :throttle=N, "
             ":global hold across runners)"),
+    Setting("max_capacity", int, None,
+            "without --channels: jobs this runner runs at once across its databases "
+            "(queue_job 18.0's; default 1, 0: none)", minimum=0),
+    Setting("db_max_capacity", str, None,
+            "without --channels: jobs at once per database, N or first-match fnmatch rules "
+            "like prod_*:20,*:5 (queue_job 18.0's; default: max_capacity)"),
     Setting("scheme", str, "http", "http or https, for /queue_job/runjob",
             choices=("http", "https"), choices_text="use http or https"),
     Setting("host", str, "localhost", "Odoo host for /queue_job/runjob", option="http_interface"),

@@ -43,6 +43,7 @@ def runner_command():
     cfg = core_config.resolve({}, os.environ, flag.queue_job_config(), options)
     if not cfg.log_file and config.get("logfile"):
         cfg.log_file = config["logfile"]  # its lines beside the server's, not on stderr
+        cfg.sources["log_file"] = "[options] logfile"
     argv, env = core_config.child_command(cfg)
     env[PARENT_PID_ENV] = str(os.getpid())  # it stops if this server is killed
     return [sys.executable, "-m", "jobrunner", *argv], env

@@ -73,7 +73,9 @@ claimed AS (
     SET state = 'enqueued',
         date_enqueued = now() AT TIME ZONE 'utc',
         claimed_by = %(runner)s,
-        claim_token = %(token)s || '-' || q.id
+        -- a keyed hash per job: one token seen (e.g. in a log) reveals no
+        -- other; the round's key is random and never leaves this runner
+        claim_token = left(encode(sha256(convert_to(%(key)s || '-' || q.id, 'UTF8')), 'hex'), 32)
     FROM chosen
     WHERE q.id = chosen.id
     RETURNING q.id, q.uuid, q.channel, q.priority, q.date_created, q.claim_token
@@ -114,9 +116,12 @@ SELECT id, state, claim_token FROM queue_job WHERE id = ANY(%(ids)s);
 --    (OCA's rule: retry+1, or failed with JobFoundDead past max_retries).
 --    The grace covers the moment between the executor's commit of `started`
 --    and its lock of the row.
--- 3. enqueued jobs nobody owns (a stock runner's, e.g. across a switch of
---    the flag) whose lock row is free or missing, after the same grace.
--- Live claims are never requeued for being old (OCA #858).
+-- 3. enqueued jobs without a claim token (a stock runner's, e.g. across a
+--    switch of the flag, or a row set by hand): no request may start them,
+--    so with the flag on (stock trigger dropped) they go back at once; with
+--    it off, after the same grace, if their lock row is free or missing.
+-- Live claims are never requeued for being old (OCA #858). The reasons are
+-- listed in migration_guide/troubleshooting.rst (job-requeued).
 WITH dead_runners AS (
     SELECT r.id FROM queue_job_runner r
     WHERE r.id <> %(me)s AND pg_try_advisory_xact_lock({lock:runner}, r.id)
@@ -125,19 +130,24 @@ dead_claims AS (
     UPDATE queue_job q
     SET state = 'pending', date_enqueued = NULL, claimed_by = NULL, claim_token = NULL
     FROM dead_runners d
-    WHERE q.state = 'enqueued' AND q.claimed_by = d.id
-    RETURNING q.id, q.uuid, 'runner'::text AS why
+    WHERE q.state = 'enqueued' AND q.claimed_by = d.id AND q.claim_token IS NOT NULL
+    RETURNING q.id, q.uuid, 'dead runner'::text AS why
 ),
 forgotten AS (
     DELETE FROM queue_job_runner r USING dead_runners d WHERE r.id = d.id
     RETURNING r.id
 ),
+flag_on AS (
+    SELECT NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = 'queue_job'::regclass
+                       AND t.tgname = 'queue_job_notify') AS yes
+),
 dead_jobs AS (
-    SELECT q.id FROM queue_job q
+    SELECT q.id, q.state FROM queue_job q
     WHERE ((q.state = 'started'
             AND q.date_started < (now() AT TIME ZONE 'utc') - make_interval(secs => %(grace)s))
-           OR (q.state = 'enqueued' AND q.claimed_by IS NULL
-               AND q.date_enqueued < (now() AT TIME ZONE 'utc') - make_interval(secs => %(grace)s)))
+           OR (q.state = 'enqueued' AND q.claim_token IS NULL
+               AND ((SELECT yes FROM flag_on) OR q.date_enqueued
+                    < (now() AT TIME ZONE 'utc') - make_interval(secs => %(grace)s))))
       AND (q.id IN (SELECT l.queue_job_id FROM queue_job_lock l WHERE l.queue_job_id = q.id
                     FOR NO KEY UPDATE SKIP LOCKED)
            OR NOT EXISTS (SELECT 1 FROM queue_job_lock l WHERE l.queue_job_id = q.id))
@@ -158,7 +168,10 @@ requeued AS (
         date_enqueued = NULL, date_started = NULL, claimed_by = NULL, claim_token = NULL
     FROM dead_jobs d
     WHERE q.id = d.id
-    RETURNING q.id, q.uuid, ('execution:' || q.state)::text AS why
+    RETURNING q.id, q.uuid,
+              CASE WHEN d.state = 'enqueued' THEN 'enqueued without a claim token'
+                   WHEN q.state = 'failed' THEN 'dead execution, failed as JobFoundDead'
+                   ELSE 'dead execution' END::text AS why
 )
 SELECT id, uuid, why FROM dead_claims
 UNION ALL SELECT id, uuid, why FROM requeued

@@ -15,15 +15,31 @@ SELECT pg_advisory_lock({lock:runner}, %(id)s);
 -- keeps open (works through a transaction-pooling PgBouncer).
 SELECT pg_advisory_xact_lock({lock:runner}, %(id)s);
 
+-- name: runner_try_lock
+-- After a reconnect: keep our id if our previous connection's lock is gone
+-- (a cut connection's backend may hold it until its keepalives expire).
+SELECT pg_try_advisory_lock({lock:runner}, %(id)s);
+
+-- name: runner_try_xact_lock
+SELECT pg_try_advisory_xact_lock({lock:runner}, %(id)s);
+
 -- name: runner_insert
+-- After a reconnect the process keeps its id: its row may still be there
+-- (no other runner saw our lock free yet), or gone (recovered meanwhile).
 INSERT INTO queue_job_runner (id, host, pid, version, channels)
-VALUES (%(id)s, %(host)s, %(pid)s, %(version)s, %(channels)s);
+VALUES (%(id)s, %(host)s, %(pid)s, %(version)s, %(channels)s)
+ON CONFLICT (id) DO UPDATE
+SET host = EXCLUDED.host, pid = EXCLUDED.pid, version = EXCLUDED.version,
+    channels = EXCLUDED.channels;
 
 -- name: runner_delete
 DELETE FROM queue_job_runner WHERE id = %(id)s;
 
 -- name: listen
+-- Our hints, and queue_job 18.0's channel edits ('reload' on its own
+-- channel; with the flag on nothing else is sent there).
 LISTEN queue_job_skiplocked;
+LISTEN queue_job
 
 -- name: hint_notify
 -- A wake-up hint (or the start-up probe's payload), never inside a

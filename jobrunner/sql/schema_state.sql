@@ -32,3 +32,10 @@ DROP TRIGGER IF EXISTS queue_job_notify ON queue_job;
 
 -- name: schema_version
 SELECT COALESCE(max(version), 0) FROM queue_job_skiplocked_version;
+
+-- name: queue_job_version
+-- The installed queue_job's version (17.0.x, 18.0.x, 19.0.x): which runjob
+-- protocol its Odoo speaks. Through to_jsonb, so a stand-in table without
+-- the column answers NULL instead of failing.
+SELECT to_jsonb(m) ->> 'latest_version' FROM ir_module_module m
+WHERE m.name = 'queue_job' AND m.state = 'installed';

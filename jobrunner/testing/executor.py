@@ -26,6 +26,7 @@ import traceback
 from werkzeug.wrappers import Request, Response
 
 from .. import db as dbmod, logs, queries, runjob
+from ..runjob import DB_HEADER, TOKEN_HEADER
 
 _logger = logging.getLogger("jobrunner.executor")  # the HTTP server's own errors
 _log = logs.Log("jobrunner.executor")
@@ -122,12 +123,15 @@ class ConnectionPool:
 
 
 class Executor:
-    def __init__(self, conninfo, pool_size=64, workers=None, record=True, databases=None):
+    def __init__(self, conninfo, pool_size=64, workers=None, record=True, databases=None,
+                 db_from="any"):
         self.pool = ConnectionPool(conninfo, pool_size)
         # Odoo's HTTP workers: a request waits for a free one before it starts
         self.workers = threading.BoundedSemaphore(workers) if workers else None
         self.record = record
         self.databases = set(databases or ())
+        # "header": like Odoo 19, only X-Odoo-Database names the database
+        self.db_from = db_from
         self.pid = os.getpid()
         self._prepared = set()
 
@@ -139,9 +143,14 @@ class Executor:
         return self.runjob(request)(environ, start_response)
 
     def runjob(self, request):
-        dbname = request.args.get("db")
+        dbname = request.headers.get(DB_HEADER)
+        if not dbname and self.db_from != "header":
+            dbname = request.args.get("db")
         uuid = request.args.get("job_uuid")
-        token = request.args.get("token")
+        token = request.headers.get(TOKEN_HEADER) or request.args.get("token")
+        if not dbname and uuid and self.db_from == "header":
+            _log.warning("runjob-no-db", "runjob: no X-Odoo-Database header: no database", uuid=uuid)
+            return Response("no database selected", status=404)
         if not dbname or not uuid:
             _log.warning("runjob-bad-request", "runjob: missing db or job_uuid parameter (%s)",
                          request.query_string[:200])
@@ -292,13 +301,15 @@ def main(argv=None):
                    help="requests run at once, like Odoo's HTTP workers (0: pool size)")
     p.add_argument("--database", action="append", help="serve only these databases")
     p.add_argument("--no-record", action="store_true", help="do not keep jobrunner_execution rows")
+    p.add_argument("--db-from", choices=("any", "header"), default="any",
+                   help="header: only X-Odoo-Database selects the database (Odoo 19)")
     p.add_argument("--log-level", default="WARNING")
     args = p.parse_args(argv)
     logs.setup(args.log_level.upper())
     conninfo = {"host": args.db_host, "port": args.db_port, "user": args.db_user,
                 "password": args.db_password}
     executor = Executor(conninfo, pool_size=args.pool, workers=args.workers or None,
-                        record=not args.no_record, databases=args.database)
+                        record=not args.no_record, databases=args.database, db_from=args.db_from)
 
     def ready(server):
         print(f"executor listening on {args.host}:{server.server_port}", flush=True)

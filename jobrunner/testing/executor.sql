@@ -4,11 +4,18 @@
 -- name: executor_acquire
 -- The reference executor's acquisition (R18 controller semantics plus the
 -- fencing token): start the job only if it is still enqueued with this
--- token; SKIP LOCKED, so a racing duplicate request returns at once.
+-- token; SKIP LOCKED, so a racing duplicate request returns at once. As the
+-- addon's controller: flag on (the stock trigger dropped), no request starts
+-- a job without its token; flag off (trigger there), stock queue_job's
+-- tokenless requests from OCA's runner are served.
 WITH j AS (
     SELECT id FROM queue_job
     WHERE uuid = %(uuid)s AND state = 'enqueued'
-      AND claim_token IS NOT DISTINCT FROM %(token)s
+      AND (claim_token = %(token)s
+           OR (claim_token IS NULL AND %(token)s IS NULL
+               AND EXISTS (SELECT 1 FROM pg_trigger t
+                           WHERE t.tgrelid = 'queue_job'::regclass
+                             AND t.tgname = 'queue_job_notify')))
     FOR NO KEY UPDATE SKIP LOCKED
 )
 UPDATE queue_job q

@@ -63,13 +63,41 @@ def test_runjob_lock_needs_the_current_token(qdb):
     first.close()
 
 
-def test_runjob_lock_accepts_stock_enqueued_jobs_without_token(qdb):
-    # a job a stock runner enqueued before the switch carries no token
+def test_a_tokenless_enqueued_job_is_started_by_no_request_and_handed_back_at_once(qdb):
+    """A job a stock runner left enqueued (no token) runs from no request,
+    whatever it carries; with the flag on, recovery hands it back to pending
+    at once and it is run once, by a runner's claim."""
     [job_id] = qdb.insert_jobs(1, state="enqueued")
+    qdb.execute("UPDATE queue_job SET date_enqueued = now() AT TIME ZONE 'utc'")
     uuid = qdb.scalar("SELECT uuid FROM queue_job WHERE id = %s", (job_id,))
-    locked, why, conn = runjob_lock(qdb, uuid, None)
+    for token in (None, "", "0123456789abcdef-1"):
+        locked, why, conn = runjob_lock(qdb, uuid, token)
+        conn.close()
+        assert not locked and why[:2] == ("enqueued", False), token
+    with qdb.conn.cursor() as cr:
+        assert claim.recover(cr, 0) == []  # flag off: the stock runner's, within its grace
+        schema.apply_flag(cr, True)
+        assert [(r[0], r[2]) for r in claim.recover(cr, 0)] == [
+            (job_id, "enqueued without a claim token")]
+        assert qdb.scalar("SELECT state FROM queue_job WHERE id = %s", (job_id,)) == "pending"
+        [job], _ = claim.claim_channels(cr, 1, 1)
+    assert job.id == job_id and job.token
+    locked, _why, conn = runjob_lock(qdb, uuid, job.token)
     conn.close()
-    assert locked and why == ("enqueued", False, True)
+    assert locked
+
+
+def test_tokens_are_independent_per_job(qdb):
+    """One token seen (in a log) tells nothing of another: no shared
+    prefix, no job id in it."""
+    qdb.insert_jobs(50)
+    with qdb.conn.cursor() as cr:
+        jobs, _ = claim.claim_channels(cr, 1, 50)
+    tokens = [j.token for j in jobs]
+    assert len(jobs) == 50 and len(set(tokens)) == 50
+    assert all(len(t) == 32 and int(t, 16) >= 0 for t in tokens)
+    assert not any(str(j.id) in j.token.split("-") for j in jobs)
+    assert len({t[:4] for t in tokens}) > 25  # a shared prefix would give 1
 
 
 def test_trigger_switch_follows_the_flag(qdb):

@@ -138,7 +138,7 @@ def test_claim_plan_uses_partial_index_and_touches_no_done_row(qdb):
     qdb.execute("VACUUM ANALYZE queue_job")
     sql = queries.get("claim")
     params = {"names": ["root"], "lims": [100], "frees": [100], "ancs": ["1"], "limit": 100,
-              "runner": 1, "token": "t", "groups": ["root.limited"]}
+              "runner": 1, "key": "k", "groups": ["root.limited"]}
     with qdb.conn.cursor() as cr:
         cr.execute("BEGIN")
         cr.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, params)

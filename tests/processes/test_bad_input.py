@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from jobrunner import config
+from jobrunner import config, schema
 from jobrunner.errors import ConfigError
 from jobrunner.testing.pgcluster import free_port
 
@@ -156,14 +156,19 @@ def _get(port, query):
 def test_bad_runjob_requests_do_nothing_and_say_why(qdb, pg_cluster, procs):
     executor = start_executor(pg_cluster)
     procs.append(executor)
-    [job] = qdb.insert_jobs(1)
-    uuid = qdb.scalar("SELECT uuid FROM queue_job WHERE id = %s", (job,))
+    [job, stock] = qdb.insert_jobs(2)
+    uuid, stock_uuid = (qdb.scalar("SELECT uuid FROM queue_job WHERE id = %s", (i,)) for i in (job, stock))
     qdb.execute("UPDATE queue_job SET state = 'enqueued', claimed_by = 1, claim_token = 'tok' "
                 "WHERE id = %s", (job,))
+    # as a stock runner leaves a job: enqueued, no token; and the flag on
+    qdb.execute("UPDATE queue_job SET state = 'enqueued' WHERE id = %s", (stock,))
+    with qdb.conn.cursor() as cr:
+        schema.apply_flag(cr, True)
     db = qdb.name
     cases = {  # id: (query, status, log fragment)
-        "runjob-no-token": (f"db={db}&job_uuid={uuid}", 200,
-                            "the request has no token but the job was claimed with one"),
+        "runjob-no-token": (f"db={db}&job_uuid={uuid}", 200, "the request has no token: nothing done"),
+        "runjob-tokenless-job": (f"db={db}&job_uuid={stock_uuid}", 200,
+                                 "it has no claim token (left enqueued by a stock runner?)"),
         "runjob-wrong-token": (f"db={db}&job_uuid={uuid}&token=nope", 200,
                                "the request's token is not the job's current claim"),
         "runjob-unknown-job": (f"db={db}&job_uuid=no-such-uuid&token=tok", 200,
@@ -175,9 +180,9 @@ def test_bad_runjob_requests_do_nothing_and_say_why(qdb, pg_cluster, procs):
     for case_id, (query, status, fragment) in cases.items():
         assert _get(executor.port, query) == status, case_id
         wait_until(lambda: fragment in executor.output(), message=f"{case_id}: {fragment}")
-    assert qdb.execute("SELECT state FROM queue_job") == [("enqueued",)]  # nothing ran
+    assert qdb.execute("SELECT state FROM queue_job ORDER BY id") == [("enqueued",)] * 2  # nothing ran
     assert _get(executor.port, f"db={db}&job_uuid={uuid}&token=tok") == 200
-    assert qdb.execute("SELECT state FROM queue_job") == [("done",)]  # and it still can
+    assert qdb.execute("SELECT state FROM queue_job WHERE id = %s", (job,)) == [("done",)]  # it still can
 
 
 def test_bad_job_rows_cost_themselves_only(qdb, pg_cluster, procs):

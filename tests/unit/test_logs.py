@@ -69,3 +69,18 @@ def test_inline_lines_carry_their_fields_in_the_message(caplog):
     assert record.getMessage() == ("[runjob-refused] was requested to run the job, but it is done: "
                                    "nothing done db=prod uuid=u-1")
     assert record.event == "runjob-refused"
+
+
+def test_every_requeue_reason_is_in_the_troubleshooting_table():
+    """The reasons recovery logs (job re-queued (…)) come from the recover
+    query's literals; each is explained under job-requeued."""
+    sql = (ROOT / "jobrunner" / "sql" / "claim.sql").read_text()
+    recover = sql[sql.index("-- name: recover"):]
+    reasons = {lit for clause in re.findall(r"RETURNING q\.id, q\.uuid,(.*?)AS why", recover, re.DOTALL)
+               for lit in re.findall(r"'([^']+)'", clause) if lit not in ("enqueued", "failed")}
+    assert {"dead runner", "dead execution", "enqueued without a claim token"} <= reasons, reasons
+    doc = DOC.read_text()
+    row = doc[doc.index("   * - ``job-requeued``"):]
+    row = re.sub(r"\s+", " ", row[:row.index("   * - ``", 10)])
+    for reason in reasons:
+        assert f"``{reason}``" in row, reason

@@ -21,6 +21,7 @@ SAMPLES = {
     "http_timeout": "600", "db_timeout": "9", "metrics_port": "9187", "metrics_host": "0.0.0.0",
     "db_host": "pg", "db_port": "6432", "db_user": "odoo", "db_password": "pw",
     "log_level": "DEBUG", "log_format": "json", "log_file": "/var/log/odoo/queue.log",
+    "max_capacity": "4", "db_max_capacity": "prod_*:2,*:1",
 }
 
 
@@ -72,6 +73,28 @@ def test_the_embedded_runners_child_resolves_to_the_same_configuration():
     child = config.build(parser().parse_args(config.child_command(conf)[0]),
                          environ=config.child_command(conf)[1])
     assert (child.metrics_port, child.metrics_host) == (9187, "0.0.0.0")
+
+
+def test_max_capacity_and_db_max_capacity_apply_without_a_channel_string():
+    """queue_job 18.0's rule: without `channels`, max_capacity is the node's
+    capacity and db_max_capacity caps each database (first match wins); a
+    channel string replaces both. The embedded child keeps the rule."""
+    env = {"ODOO_QUEUE_JOB_MAX_CAPACITY": "3", "ODOO_QUEUE_JOB_DB_MAX_CAPACITY": "prod_*:2, dev:0 ,*:1"}
+    cfg = config.resolve({}, env, {}, {})
+    assert cfg.channel_tree.root_capacity == 3 and cfg.channels == "root:3"
+    assert [config.db_capacity(cfg, d) for d in ("prod_eu", "dev", "other")] == [2, 0, 1]
+    argv, child_env = config.child_command(cfg)
+    child = config.build(parser().parse_args(argv), environ=child_env)
+    assert child.channels == "root:3" and child.db_caps == cfg.db_caps
+    assert config.db_capacity(config.resolve({}, {}, {"db_max_capacity": "5"}, {}), "x") == 5
+    assert config.resolve({}, {}, {}, {}).channel_tree.root_capacity == 1  # OCA's default
+    given = config.resolve({"channels": "root:6"}, env, {}, {})
+    assert given.channel_tree.root_capacity == 6 and config.db_capacity(given, "prod_eu") is None
+    for bad in ("prod:x", ":3", "a:1,b"):
+        with pytest.raises(config.ConfigError) as err:
+            config.resolve({}, {"ODOO_QUEUE_JOB_DB_MAX_CAPACITY": bad}, {}, {})
+        assert str(err.value).startswith(f"invalid ODOO_QUEUE_JOB_DB_MAX_CAPACITY value {bad!r}: ")
+        assert "prod_*:20,*:5" in str(err.value)
 
 
 def _section(text, title):
