@@ -74,7 +74,7 @@ class DatabaseLoop:
         self.fatal = None  # the ConfigError that ended this loop
         self.string_limits = limits_mod.from_tree(self.cfg.channel_tree)
         self.planner = ClaimPlanner(self.cfg.channel_tree, limits_mod.Limits(self.string_limits))
-        self.rows_supported = False  # queue_job_channel carries limits (18.0)
+        self.rows_supported = False  # queue_job_channel carries limits (18.0, not 17.0/19.0)
         self.next_limits_read = 0.0
 
     @property
