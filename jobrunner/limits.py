@@ -7,7 +7,7 @@ Where a channel's limits come from (one precedence):
    (always across runners), ``sub:1:throttle=5`` (seconds between starts,
    across runners). Every runner of a database must carry the same options;
 2. otherwise the channel's ``queue_job_channel`` row where the schema has the
-   columns (OCA 18.0: ``capacity``, ``sequential``, ``throttle``, ``paused``).
+   columns (OCA 18.0 only: ``capacity``, ``sequential``, ``throttle``, ``paused``).
 ``paused`` always comes from the row. Plain ``sub:2`` stays node capacity.
 
 A limited *group* is a top-most limited channel with its subtree. Claims in a
@@ -66,7 +66,7 @@ def merge(string_limits, row_limits):
 
 
 def read_rows(cr):
-    """queue_job_channel limits, or None on a schema without them (17.0)."""
+    """queue_job_channel limits, or None on a schema without them (17.0, 19.0)."""
     cr.execute(queries.get("channel_limits_supported"))
     if not cr.fetchone()[0]:
         return None

@@ -72,7 +72,7 @@ class DatabaseLoop:
         self.string_limits = limits_mod.from_tree(self.cfg.channel_tree)
         self.planner = ClaimPlanner(self.cfg.channel_tree, limits_mod.Limits(self.string_limits))
         self.db_cap = config.db_capacity(self.cfg, dbname)  # db_max_capacity (None: no cap)
-        self.rows_supported = False  # queue_job_channel carries limits (18.0)
+        self.rows_supported = False  # queue_job_channel carries limits (18.0, not 17.0/19.0)
         self.next_limits_read = 0.0
 
     @property

@@ -1,7 +1,7 @@
 """A real PostgreSQL for the db and processes tiers: one throwaway cluster
 per session (run as the `postgres` user when we are root), one fresh
 database per test, cloned from a template that holds OCA queue_job's real
-schema (17.0 and 18.0 variants).
+schema (17.0, 18.0 and 19.0 variants).
 
 Nothing here starts PostgreSQL unless a test asks for these fixtures: the
 unit tier asks for none (tests/unit/conftest.py makes sure) and runs where
@@ -12,7 +12,7 @@ import pytest
 from jobrunner.testing.fixtures import build_db
 from jobrunner.testing.pgcluster import Cluster
 
-SERIES = ("17", "18")
+SERIES = ("17", "18", "19")
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +36,7 @@ def _clone(cluster, name, version, migrate):
 
 @pytest.fixture(params=SERIES)
 def stock_db(request, pg_cluster, templates):
-    """A fresh database with stock queue_job (17.0 or 18.0 schema), not migrated."""
+    """A fresh database with stock queue_job (17.0, 18.0 or 19.0 schema), not migrated."""
     yield from _clone(pg_cluster, f"qj{request.param}", request.param, migrate=False)
 
 

@@ -23,7 +23,7 @@ STOCK = pathlib.Path(__file__).with_name("stock")
 
 # Rows as queue_job's Job.store() writes them. Per-row values (rows=) come as
 # arrays indexed by the row number; NULL arrays fall back to the scalars.
-# args is cast to jsonb: 18.0's column type, assigned as text to 17.0's.
+# args is cast to jsonb: 18.0's and 19.0's column type, assigned as text to 17.0's.
 INSERT_JOBS = """
 INSERT INTO queue_job (uuid, name, model_name, method_name, records, args, kwargs, func_string,
                        state, priority, date_created, date_done, eta, retry, max_retries,
@@ -71,7 +71,7 @@ def insert_jobs(cr, n=None, *, channel="root", priority=10, state="pending", eta
 
 
 def stock_schema(version):
-    """OCA queue_job's tables as the 17.0 or 18.0 series creates them."""
+    """OCA queue_job's tables as the 17.0, 18.0 or 19.0 series creates them."""
     return (STOCK / f"queue_job_{version}.sql").read_text()
 
 
@@ -101,7 +101,7 @@ class Database:
     def __init__(self, cluster, name, version):
         self.cluster = cluster
         self.name = name
-        self.version = version  # "17" or "18": OCA queue_job series
+        self.version = version  # "17", "18" or "19": OCA queue_job series
         self.conninfo = {"host": cluster.host, "port": cluster.port, "user": cluster.user}
         self._conn = None
 

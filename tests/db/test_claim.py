@@ -1,4 +1,4 @@
-"""The SKIP LOCKED claim engine against the real queue_job schema (17.0 and 18.0)."""
+"""The SKIP LOCKED claim engine against the real queue_job schema (17.0, 18.0 and 19.0)."""
 
 import json
 from collections import Counter

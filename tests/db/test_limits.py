@@ -149,6 +149,13 @@ def test_string_precedence_paused_rows_and_18_schema(qdb, nodes):
     assert sorted(i for i in got if i in both) == both[:3]
 
 
+def test_channel_limit_rows_only_where_the_schema_has_them(qdb):
+    # 18.0's queue_job_channel has the limit columns; 17.0 and 19.0 have none
+    with qdb.conn.cursor() as cr:
+        rows = limits.read_rows(cr)
+    assert (rows is not None) == (qdb.version == "18")
+
+
 def test_channel_names_are_data_not_sql(qdb, nodes):
     name = "root.x'; DROP TABLE queue_job; --"
     a = nodes("root:4,root.x_y:1:global")

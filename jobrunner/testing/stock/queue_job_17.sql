@@ -2,9 +2,10 @@
 -- creates them (records/args/kwargs are text), for running without Odoo:
 -- tests, demo and benchmarks. Facts only: types, indexes, trigger.
 CREATE TABLE IF NOT EXISTS ir_module_module (
-    id serial PRIMARY KEY, name varchar NOT NULL, state varchar
+    id serial PRIMARY KEY, name varchar NOT NULL, state varchar, latest_version varchar
 );
-INSERT INTO ir_module_module (name, state) VALUES ('base', 'installed'), ('queue_job', 'installed');
+INSERT INTO ir_module_module (name, state, latest_version)
+VALUES ('base', 'installed', '17.0.1.3'), ('queue_job', 'installed', '17.0.1.5.4');
 CREATE TABLE IF NOT EXISTS res_users   (id serial PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS res_company (id serial PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS ir_model    (id serial PRIMARY KEY, model varchar);
