@@ -16,8 +16,8 @@ SELECT pg_advisory_lock({lock:runner}, %(id)s);
 SELECT pg_advisory_xact_lock({lock:runner}, %(id)s);
 
 -- name: runner_insert
-INSERT INTO queue_job_runner (id, host, pid, version, channels)
-VALUES (%(id)s, %(host)s, %(pid)s, %(version)s, %(channels)s);
+INSERT INTO queue_job_runner (id, host, pid, version, channels, executor, executor_workers)
+VALUES (%(id)s, %(host)s, %(pid)s, %(version)s, %(channels)s, %(executor)s, %(executor_workers)s);
 
 -- name: runner_delete
 DELETE FROM queue_job_runner WHERE id = %(id)s;
