@@ -54,7 +54,7 @@ def collect(cr, dbname, string_limits=None):
     }
 
 
-LOOPBACK = ("localhost", "127.", "::1", "[::1]")
+LOCAL = ("localhost", "127.", "0.0.0.0", "::1", "[::1]")  # addresses of the runner's own host
 
 
 def executors(live):
@@ -64,11 +64,13 @@ def executors(live):
     for r in live:
         if not r["executor"]:  # a runner older than schema version 3
             continue
-        # localhost on two hosts is two Odoo servers
-        local = r["executor"].startswith(LOOPBACK)
-        key = (r["executor"], r["host"] if local else None)
-        g = groups.setdefault(key, {"executor": r["executor"], "host": key[1], "runners": 0,
-                                    "capacity": 0, "workers": None})
+        # one Odoo whichever local address names it, and one per host: localhost
+        # on two hosts is two Odoo servers
+        target, host = r["executor"], None
+        if target.startswith(LOCAL):
+            target, host = "localhost:" + target.rpartition(":")[2], r["host"]
+        g = groups.setdefault((target, host), {"executor": target, "host": host, "runners": 0,
+                                               "capacity": 0, "workers": None})
         g["runners"] += 1
         g["capacity"] += r["capacity"]
         if r["executor_workers"]:  # told differently: the largest, to warn only when surely over

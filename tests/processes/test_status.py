@@ -91,7 +91,7 @@ def test_healthz_is_503_while_the_database_cannot_be_reached(pg_cluster, procs):
 def test_status_warns_when_the_runners_of_one_odoo_exceed_its_workers(qdb, pg_cluster, procs):
     executor = start_executor(pg_cluster)
     procs.append(executor)
-    target = f"127.0.0.1:{executor.port}"
+    target = f"localhost:{executor.port}"  # the runners say 127.0.0.1: the same Odoo
     over = [start_runner(pg_cluster, [qdb.name], executor.port, "--channels", "root:2",
                          "--executor-workers", "2") for _ in range(3)]
     procs.extend(over)

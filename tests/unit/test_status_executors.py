@@ -20,6 +20,13 @@ def test_a_localhost_target_is_one_odoo_per_host_a_remote_one_is_shared():
                                  ("odoo-http:8069", None, 2, 6, 4, True)]
 
 
+def test_every_local_address_names_the_same_odoo():
+    [group] = executors([_runner("n", "127.0.0.1:8069", 1, 2), _runner("n", "localhost:8069", 1),
+                         _runner("n", "0.0.0.0:8069", 1)])
+    assert (group["executor"], group["runners"], group["capacity"], group["over"]) == \
+        ("localhost:8069", 3, 3, True)
+
+
 def test_no_warning_when_no_runner_knows_the_workers():
     [group] = executors([_runner("n", "127.0.0.1:8069", 8), _runner("n", "127.0.0.1:8069", 8)])
     assert group["capacity"] == 16 and group["workers"] is None and not group["over"]
