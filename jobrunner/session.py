@@ -86,7 +86,8 @@ class Session:
         with self.cursor() as cr:
             cr.execute(queries.get("runner_insert"), {
                 "id": self.runner_id, "host": socket.gethostname(), "pid": os.getpid(),
-                "version": __version__, "channels": cfg.channels})
+                "version": __version__, "channels": cfg.channels,
+                "executor": f"{cfg.host}:{cfg.port}", "executor_workers": cfg.executor_workers})
         if cfg.wakeup == "notify":
             self._check_notifications()
         self._watcher = gevent.spawn(self._watch, self.ctl)

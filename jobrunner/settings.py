@@ -70,6 +70,10 @@ SETTINGS = (
     Setting("host", str, "localhost", "Odoo host for /queue_job/runjob", option="http_interface"),
     Setting("port", int, 8069, "Odoo port for /queue_job/runjob", minimum=1, maximum=65535,
             option="http_port"),
+    # known only to whoever configures Odoo: runners cannot see it in PostgreSQL
+    Setting("executor_workers", int, None,
+            "the HTTP workers of the Odoo serving runjob at --host/--port; status warns when "
+            "the runners' total capacity exceeds it (embedded runner: Odoo's workers)", minimum=1),
     Setting("http_auth_user", str, None, "HTTP basic auth user for /queue_job/runjob"),
     Setting("http_auth_password", str, None, "HTTP basic auth password", secret=True),
     Setting("wakeup", str, "notify", "notify (LISTEN for hints, default) or poll (never LISTEN)",

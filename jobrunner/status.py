@@ -25,17 +25,17 @@ def collect(cr, dbname, string_limits=None):
             ch["oldest_pending_s"] = float(oldest)
     cr.execute(queries.get("status_runners"))
     runners = [{"id": r[0], "host": r[1], "pid": r[2], "since": r[3].isoformat(sep=" ", timespec="seconds")
-                if r[3] else None, "version": r[4], "channels": r[5], "alive": r[6], "in_flight": r[7]}
+                if r[3] else None, "version": r[4], "channels": r[5], "executor": r[6],
+                "executor_workers": r[7], "alive": r[8], "in_flight": r[9]}
                for r in cr.fetchall()]
     rows = limits_mod.read_rows(cr) or {}
     limits = limits_mod.merge(string_limits or {}, rows)
     live = [r for r in runners if r["alive"]]
-    node_capacity = 0
     for r in live:
         try:
-            node_capacity += parse_channels(r["channels"]).root_capacity or 0
+            r["capacity"] = parse_channels(r["channels"]).root_capacity or 0
         except ConfigError:  # a registry row we cannot read: count nothing for it
-            pass
+            r["capacity"] = 0
     for ch in channels.values():
         ch["running"] = ch["states"].get("enqueued", 0) + ch["states"].get("started", 0)
         lim = limits.get(normalize_channel(ch["channel"]))
@@ -44,13 +44,40 @@ def collect(cr, dbname, string_limits=None):
         "database": dbname,
         "channels": sorted(channels.values(), key=lambda c: c["channel"]),
         "running": sum(c["running"] for c in channels.values()),
-        "capacity": node_capacity,  # sum of the live runners' root capacities
+        "capacity": sum(r["capacity"] for r in live),  # the live runners' root capacities
+        "executors": executors(live),
         "limits": {name: _describe(lim) for name, lim in sorted(limits.items())},
         "runners": live,
         "dead_runners": [r for r in runners if not r["alive"]],
         # present: stock queue_job's runner may be at work, and it is not listed
         "stock_trigger": schema.stock_trigger_present(cr),
     }
+
+
+LOCAL = ("localhost", "127.", "0.0.0.0", "::1", "[::1]")  # addresses of the runner's own host
+
+
+def executors(live):
+    """Live runners grouped by the Odoo they dispatch to, with their total
+    capacity and that Odoo's HTTP workers when a runner was told them."""
+    groups = {}
+    for r in live:
+        if not r["executor"]:  # a runner older than schema version 3
+            continue
+        # one Odoo whichever local address names it, and one per host: localhost
+        # on two hosts is two Odoo servers
+        target, host = r["executor"], None
+        if target.startswith(LOCAL):
+            target, host = "localhost:" + target.rpartition(":")[2], r["host"]
+        g = groups.setdefault((target, host), {"executor": target, "host": host, "runners": 0,
+                                               "capacity": 0, "workers": None})
+        g["runners"] += 1
+        g["capacity"] += r["capacity"]
+        if r["executor_workers"]:  # told differently: the largest, to warn only when surely over
+            g["workers"] = max(g["workers"] or 0, r["executor_workers"])
+    for g in groups.values():
+        g["over"] = g["workers"] is not None and g["capacity"] > g["workers"]
+    return sorted(groups.values(), key=lambda g: (g["executor"], g["host"] or ""))
 
 
 def _describe(lim):
@@ -95,6 +122,12 @@ def render(report):
                        f"channels {r['channels']} in flight {r['in_flight']}")
     else:
         out.append("live runners: none")
+    for g in report["executors"]:
+        if g["over"]:
+            where = g["executor"] + (f" on {g['host']}" if g["host"] else "")
+            out.append(f"warning: runners targeting {where} have total capacity {g['capacity']} but "
+                       f"that Odoo has {g['workers']} HTTP workers: jobs will wait in its backlog; "
+                       "lower channels root capacity (see the guide's Sizing)")
     if report["stock_trigger"]:
         out.append("stock queue_job_notify trigger present: the flag is off in this database (or "
                    "the addon was not updated since it was turned on); stock queue_job's runner "

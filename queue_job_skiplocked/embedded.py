@@ -41,6 +41,10 @@ def runner_command():
     }
     options = {k: str(v) for k, v in options.items() if v not in (None, False, "")}
     cfg = core_config.resolve({}, os.environ, flag.queue_job_config(), options)
+    if cfg.executor_workers is None and (config.get("workers") or 0) > 0:
+        # it dispatches to this very server: status can check its runners against
+        # these workers (0, threaded: no fixed number to check against)
+        cfg.executor_workers = config["workers"]
     if not cfg.log_file and config.get("logfile"):
         cfg.log_file = config["logfile"]  # its lines beside the server's, not on stderr
         cfg.sources["log_file"] = "[options] logfile"

@@ -26,11 +26,12 @@ SELECT pg_try_advisory_xact_lock({lock:runner}, %(id)s);
 -- name: runner_insert
 -- After a reconnect the process keeps its id: its row may still be there
 -- (no other runner saw our lock free yet), or gone (recovered meanwhile).
-INSERT INTO queue_job_runner (id, host, pid, version, channels)
-VALUES (%(id)s, %(host)s, %(pid)s, %(version)s, %(channels)s)
+INSERT INTO queue_job_runner (id, host, pid, version, channels, executor, executor_workers)
+VALUES (%(id)s, %(host)s, %(pid)s, %(version)s, %(channels)s, %(executor)s, %(executor_workers)s)
 ON CONFLICT (id) DO UPDATE
 SET host = EXCLUDED.host, pid = EXCLUDED.pid, version = EXCLUDED.version,
-    channels = EXCLUDED.channels;
+    channels = EXCLUDED.channels, executor = EXCLUDED.executor,
+    executor_workers = EXCLUDED.executor_workers;
 
 -- name: runner_delete
 DELETE FROM queue_job_runner WHERE id = %(id)s;

@@ -14,7 +14,7 @@ ORDER BY 1, 2;
 -- Registered runners, whether their liveness lock is held (alive), and
 -- what they have in flight. A registered runner whose lock is free is dead
 -- and waits for the next recovery pass of a live one.
-SELECT r.id, r.host, r.pid, r.started_at, r.version, r.channels,
+SELECT r.id, r.host, r.pid, r.started_at, r.version, r.channels, r.executor, r.executor_workers,
        EXISTS (SELECT 1 FROM pg_locks l
                WHERE l.locktype = 'advisory' AND l.classid = {lock:runner}
                  AND l.objid = r.id AND l.objsubid = 2 AND l.granted  -- 2: a two-key lock

@@ -17,3 +17,5 @@ class QueueJobRunner(models.Model):
     started_at = fields.Datetime(readonly=True)
     version = fields.Char(readonly=True)
     channels = fields.Char(readonly=True)
+    executor = fields.Char(readonly=True, help="host:port the runner sends runjob to")
+    executor_workers = fields.Integer(readonly=True, help="that Odoo's HTTP workers, if known")

@@ -52,6 +52,8 @@ CONFIG_CASES = [
     ("port-text", ["--port", "eighty"], {}, None, "invalid --port value 'eighty': expected an integer"),
     ("port-range", ["--port", "70000"], {}, None, "invalid --port value '70000': must be <= 65535"),
     ("port-env", [], {"ODOO_QUEUE_JOB_PORT": "eighty"}, None, "invalid ODOO_QUEUE_JOB_PORT value 'eighty'"),
+    ("executor-workers", ["--executor-workers", "0"], {}, None,
+     "invalid --executor-workers value '0': must be >= 1"),
     ("scheme", ["--scheme", "ftp"], {}, None, "invalid --scheme value 'ftp': use http or https"),
     ("log-level", ["--log-level", "verbose"], {}, None,
      "invalid --log-level value 'verbose': use one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),

@@ -39,6 +39,7 @@ if not os.path.exists(RUNNER):
     RUNNER = shutil.which("queue-job-runner")
 
 # Every command the guide shows, and where it is exercised.
+ODOO_PIP = "/path/to/odoo/venv/bin/python -m pip"  # never bin/pip: stale in a moved venv
 UNINSTALL = ("echo \"env['ir.module.module'].search([('name', '=', 'queue_job_skiplocked')])"
              ".button_immediate_uninstall()\" | odoo shell -c odoo.conf -d DB --no-http")
 EXERCISED = {
@@ -52,10 +53,10 @@ EXERCISED = {
     "queue-job-runner run -c /etc/odoo/odoo.conf --metrics-port 9187": "test_the_guide_on_three_runners",
     "queue-job-runner run -c /etc/odoo/odoo.conf --metrics-port 9187 --metrics-host 0.0.0.0":
         "test_the_guide_on_three_runners",
-    "/path/to/odoo/venv/bin/pip install --no-deps /path/to/checkout": "test_the_guide_install_commands",
-    "pip install --no-deps -e /path/to/checkout": "test_the_guide_install_commands",
-    "pip install /path/to/checkout": "test_the_guide_install_commands",
-    "/path/to/odoo/venv/bin/pip uninstall -y queue-job-skiplocked": "test_the_guide_install_commands",
+    ODOO_PIP + " install --no-deps /path/to/checkout": "test_the_guide_install_commands",
+    ODOO_PIP + " install --no-deps -e /path/to/checkout": "test_the_guide_install_commands",
+    "/path/to/venv/bin/python -m pip install /path/to/checkout": "test_the_guide_install_commands",
+    ODOO_PIP + " uninstall -y queue-job-skiplocked": "test_the_guide_install_commands",
     "odoo -c odoo.conf -d DB -u queue_job_skiplocked --stop-after-init --no-http":
         "queue_job_skiplocked/tests/test_skiplocked.py (real Odoo; schema.apply_flag here)",
     "odoo -c odoo.conf -d DB -i queue_job_skiplocked --stop-after-init --no-http":
@@ -63,8 +64,8 @@ EXERCISED = {
     UNINSTALL: "real Odoo (session notes); schema.uninstall in test_addon_sql.py",
 }
 # how a command line starts, inline or in a literal block
-COMMAND = re.compile(r"^(?:(?:queue-job-runner|odoo) -|queue-job-runner \w|(?:/path/to/odoo/venv/bin/)?pip "
-                     r"(?:un)?install |echo .*\| odoo shell )")
+COMMAND = re.compile(r"^(?:(?:queue-job-runner|odoo) -|queue-job-runner \w|\S*pip (?:un)?install "
+                     r"|\S+/python -m pip |echo .*\| odoo shell )")
 
 
 def cmd_of(shown):
@@ -261,19 +262,24 @@ def test_the_guide_install_commands(stock_db, pg_cluster, tmp_path):
     checkout = tmp_path / "checkout"
     shutil.copytree(ROOT, checkout, ignore=shutil.ignore_patterns(
         ".git", "build", "*.egg-info", "__pycache__", ".pytest_cache", "benchmarks"))
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True,
+    # made elsewhere, then moved (the user report): its bin/pip starts a Python that is gone
+    made, venv = tmp_path / "venv-made", tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(made)], check=True,
                    timeout=120)
-    pip, runner = str(venv / "bin" / "pip"), str(venv / "bin" / "queue-job-runner")
+    shutil.copytree(made, venv, symlinks=True)
+    shutil.rmtree(made)
+    python, runner = str(venv / "bin" / "python"), str(venv / "bin" / "queue-job-runner")
     site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; "
                                 "print(sysconfig.get_paths()['purelib'])"],
                                capture_output=True, text=True, check=True).stdout.strip())
+    assert site.is_relative_to(venv) and (venv / "bin" / "pip").read_text().startswith(f"#!{made}")
     env = {"PGHOST": pg_cluster.host, "PGPORT": str(pg_cluster.port), "PGUSER": pg_cluster.user,
            "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONPATH": ""}
 
     def shown(command):
         argv = [a.replace("/path/to/checkout", str(checkout)) for a in shlex.split(cmd_of(command))]
-        argv[0] = pip  # /path/to/odoo/venv/bin/pip, or `pip` of that venv
+        assert argv[0].endswith("/bin/python") and argv[1:3] == ["-m", "pip"], command
+        argv[0] = python  # /path/to/odoo/venv/bin/python, or /path/to/venv/bin/python
         res = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=tmp_path,
                              env=dict(os.environ, **env))
         assert res.returncode == 0, res.stdout + res.stderr
@@ -286,7 +292,7 @@ def test_the_guide_install_commands(stock_db, pg_cluster, tmp_path):
         assert out.returncode == 0, out.stderr
         assert f"{stock_db.name}: queue_job_skiplocked schema is up to date" in out.stdout
 
-    shown("/path/to/odoo/venv/bin/pip install --no-deps /path/to/checkout")
+    shown(ODOO_PIP + " install --no-deps /path/to/checkout")
     version = subprocess.run([runner, *shlex.split(cmd_of("queue-job-runner --version"))[1:]],
                              capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert version.returncode == 0 and version.stdout.strip() == jobrunner.__version__
@@ -295,13 +301,13 @@ def test_the_guide_install_commands(stock_db, pg_cluster, tmp_path):
     assert {p.name for p in (site / "jobrunner" / "sql").glob("*.sql")} == \
         {p.name for p in (checkout / "jobrunner" / "sql").glob("*.sql")}
     installed_copy_works()
-    shown("/path/to/odoo/venv/bin/pip uninstall -y queue-job-skiplocked")
+    shown(ODOO_PIP + " uninstall -y queue-job-skiplocked")
     assert not os.path.exists(runner) and not addon.exists()
 
-    shown("pip install --no-deps -e /path/to/checkout")  # a source deployment
+    shown(ODOO_PIP + " install --no-deps -e /path/to/checkout")  # a source deployment
     installed_copy_works()
-    shown("/path/to/odoo/venv/bin/pip uninstall -y queue-job-skiplocked")
-    shown("pip install /path/to/checkout")  # a runner host: dependencies already there
+    shown(ODOO_PIP + " uninstall -y queue-job-skiplocked")
+    shown("/path/to/venv/bin/python -m pip install /path/to/checkout")  # a runner host: dependencies already there
     installed_copy_works()
 
 
@@ -311,3 +317,32 @@ def test_guide_links_resolve(name):
     text = (ROOT / "migration_guide" / name).read_text()
     for target in re.findall(r"<([\w./-]+\.(?:rst|md|py))>`_", text):
         assert (GUIDE.parent / target).exists() or (ROOT / target).exists(), target
+
+
+def test_the_guide_stop_command(tmp_path):
+    """Turn the flag on, 1.: the server's oldest process gets SIGTERM, however
+    it was started; nothing found says so (no kill usage). pgrep is a stand-in
+    here: a real one could find another test's Odoo."""
+    [stop] = {c for c in re.findall(r"``([^`]+)``", _text().replace("\n   ", " "))
+              if c.startswith("pid=$(pgrep")}
+    [pattern] = re.findall(r"pgrep -o -f '([^']+)'", stop)
+    for started in ("odoo-bin -c odoo.conf", "/opt/odoo/odoo-bin --config=/etc/odoo/odoo.conf",
+                    "python3 ./odoo-bin -c /srv/odoo.conf --workers 4"):
+        assert re.search(pattern, started), started
+    assert not re.search(pattern, f"bash -c {stop}")  # the shell running it is not Odoo
+    server = subprocess.Popen(["sleep", "60"])
+    fake = tmp_path / "pgrep"
+    fake.write_text(f"#!/bin/sh\n[ \"$*\" = \"-o -f {pattern}\" ] || exit 3\n"
+                    "[ -n \"$FOUND\" ] && echo \"$FOUND\"\n")
+    fake.chmod(0o755)
+    path = f"{tmp_path}:{os.environ['PATH']}"
+    try:
+        res = subprocess.run(["bash", "-c", stop], capture_output=True, text=True, timeout=30,
+                             env=dict(os.environ, PATH=path, FOUND=str(server.pid)))
+        assert res.returncode == 0 and res.stderr == "", res.stderr
+        assert server.wait(timeout=10) == -15  # SIGTERM
+    finally:
+        server.kill()
+    res = subprocess.run(["bash", "-c", stop], capture_output=True, text=True, timeout=30,
+                         env=dict(os.environ, PATH=path, FOUND=""))
+    assert res.stderr == "no Odoo server process found\n" and "usage" not in res.stdout + res.stderr

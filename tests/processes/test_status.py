@@ -86,3 +86,31 @@ def test_healthz_is_503_while_the_database_cannot_be_reached(pg_cluster, procs):
     procs.append(runner)
     wait_until(lambda: http_get(port, "/healthz")[0] == 503, message="healthz 503")
     assert "not connected" in http_get(port, "/healthz")[1] or "no database loop" in http_get(port, "/healthz")[1]
+
+
+def test_status_warns_when_the_runners_of_one_odoo_exceed_its_workers(qdb, pg_cluster, procs):
+    executor = start_executor(pg_cluster)
+    procs.append(executor)
+    target = f"localhost:{executor.port}"  # the runners say 127.0.0.1: the same Odoo
+    over = [start_runner(pg_cluster, [qdb.name], executor.port, "--channels", "root:2",
+                         "--executor-workers", "2") for _ in range(3)]
+    procs.extend(over)
+    wait_until(lambda: registered_runners(qdb) == 3)
+    [report] = json.loads(status(pg_cluster, qdb, "--json"))
+    [group] = report["executors"]
+    assert (group["executor"], group["runners"], group["capacity"], group["workers"], group["over"]) == \
+        (target, 3, 6, 2, True)
+    assert (f"warning: runners targeting {target} on {group['host']} have total capacity 6 but that "
+            "Odoo has 2 HTTP workers: jobs will wait in its backlog; lower channels root capacity "
+            "(see the guide's Sizing)") in status(pg_cluster, qdb)
+    for runner in over:
+        assert runner.terminate(timeout=60) == 0
+
+    # sized as the guide says: root:1 on each of two runners, 2 workers
+    within = [start_runner(pg_cluster, [qdb.name], executor.port, "--channels", "root:1",
+                           "--executor-workers", "2") for _ in range(2)]
+    procs.extend(within)
+    wait_until(lambda: registered_runners(qdb) == 2)
+    [report] = json.loads(status(pg_cluster, qdb, "--json"))
+    assert [(g["capacity"], g["workers"], g["over"]) for g in report["executors"]] == [(2, 2, False)]
+    assert "warning:" not in status(pg_cluster, qdb)

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # a valid value unlike the default, for every setting
 SAMPLES = {
     "channels": "root:3,root.sub:1:sequential", "scheme": "https", "host": "odoo.internal",
-    "port": "8070", "http_auth_user": "u", "http_auth_password": "s3cret", "wakeup": "poll",
+    "port": "8070", "executor_workers": "4", "http_auth_user": "u", "http_auth_password": "s3cret", "wakeup": "poll",
     "poll_min": "0.2", "poll_max": "7", "grace": "12", "recovery_interval": "3",
     "http_timeout": "600", "db_timeout": "9", "metrics_port": "9187", "metrics_host": "0.0.0.0",
     "db_host": "pg", "db_port": "6432", "db_user": "odoo", "db_password": "pw",
