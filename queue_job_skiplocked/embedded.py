@@ -45,6 +45,7 @@ def runner_command():
         # it dispatches to this very server: status can check its runners against
         # these workers (0, threaded: no fixed number to check against)
         cfg.executor_workers = config["workers"]
+        cfg.sources["executor_workers"] = "[options] workers"
     if not cfg.log_file and config.get("logfile"):
         cfg.log_file = config["logfile"]  # its lines beside the server's, not on stderr
         cfg.sources["log_file"] = "[options] logfile"

@@ -3,6 +3,8 @@ from unittest import mock
 
 from odoo.tests import common, tagged
 
+from jobrunner import runjob
+
 from .. import flag, series
 
 OUR_LOGGER = "odoo.addons.queue_job_skiplocked.controllers.main"
@@ -24,16 +26,19 @@ class RunJobCase(common.HttpCase):
         job.invalidate_recordset()
         return job
 
-    def _runjob(self, job, token=None):
-        self._get_runjob(job.uuid, token)
+    def _runjob(self, job, token=None, in_query=False):
+        self._get_runjob(job.uuid, token, in_query)
         job.invalidate_recordset()
 
-    def _get_runjob(self, uuid, token=None):
+    def _get_runjob(self, uuid, token=None, in_query=False):
         url = f"/queue_job/runjob?db={self.env.cr.dbname}&job_uuid={uuid}"
-        if token is not None:
-            url += f"&token={token}"
-        # ?db= on 17.0/18.0, the header on 19.0: a runner sends both
-        return self.url_open(url, timeout=60, headers={"X-Odoo-Database": self.env.cr.dbname})
+        # ?db= on 17.0/18.0, the header on 19.0 (the runner sends its series' one)
+        headers = {"X-Odoo-Database": self.env.cr.dbname}
+        if token is not None and in_query:
+            url += f"&token={token}"  # as runners before 1.0 sent it
+        elif token is not None:
+            headers[runjob.TOKEN_HEADER] = token  # kept out of the access log
+        return self.url_open(url, timeout=60, headers=headers)
 
     def _created(self, name):
         return self.env["res.partner"].search_count([("name", "=", name)])
@@ -59,13 +64,24 @@ class TestRunJobToken(RunJobCase):
                 self._runjob(job, "tok-1")
             self.assertEqual(self._created("qjsl token"), 1)
 
-    def test_stock_claim_without_token_runs(self):
-        # enqueued by a stock runner before the flag was switched on
+    def test_the_token_in_the_query_string_still_runs_the_job(self):
+        with mock.patch.object(flag, "SKIP_LOCKED", True):
+            job = self._enqueued("qjsl query token", "tok-5")
+            self._runjob(job, "tok-5", in_query=True)
+            self.assertEqual(job.state, "done")
+            self.assertEqual(self._created("qjsl query token"), 1)
+
+    def test_a_job_without_token_is_started_by_no_request(self):
+        # left enqueued by a stock runner before the flag was switched on, or
+        # set so by hand: the runners hand it back to pending and claim it
         with mock.patch.object(flag, "SKIP_LOCKED", True):
             job = self._enqueued("qjsl stock claim", None)
-            self._runjob(job)
-            self.assertEqual(job.state, "done")
-            self.assertEqual(self._created("qjsl stock claim"), 1)
+            for token in (None, "", "0123456789abcdef-1"):
+                with self.assertLogs(OUR_LOGGER, "WARNING") as ours:
+                    self._runjob(job, token)
+                self.assertIn("it has no claim token", ours.output[0])
+                self.assertEqual(job.state, "enqueued")
+            self.assertEqual(self._created("qjsl stock claim"), 0)
 
     def test_flag_off_is_the_stock_path(self):
         with mock.patch.object(flag, "SKIP_LOCKED", False):
