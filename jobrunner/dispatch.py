@@ -33,19 +33,19 @@ def why_not_taken(outcome, target, dbname):
         return f"nothing listens at {target}: is Odoo running there, and are --host/--port right?"
     if outcome == "lost":
         return ("the request ended without an answer (timeout or cut connection): see that "
-                "Odoo's log, and --http-timeout")
+                "Odoo's log, and --http-timeout.")
     status = int(outcome[len("http-"):]) if outcome.startswith("http-") else 0
     if status in (401, 403):
         return ("authentication refused: check --http-auth-user/--http-auth-password "
-                "(ODOO_QUEUE_JOB_HTTP_AUTH_*) and the proxy in front of Odoo")
+                "(ODOO_QUEUE_JOB_HTTP_AUTH_*) and the proxy in front of Odoo.")
     if status == 404:
         return (f"that Odoo does not serve database {dbname!r}: check its dbfilter and db_name, "
                 "that queue_job is installed there, and its series' runjob protocol "
-                "(19.0 reads the database from the X-Odoo-Database header)")
+                "(19.0 reads the database from the X-Odoo-Database header).")
     if status >= 500:
-        return "the executor failed: see that Odoo's log"
+        return "the executor failed: see that Odoo's log."
     if status >= 400:
-        return "the executor rejected the request: see that Odoo's log"
+        return "the executor rejected the request: see that Odoo's log."
     return ("it answered but did not start the job: is queue_job_skiplocked installed and its "
             "flag on there? (its log has a runjob-refused line naming the reason)")
 
@@ -74,8 +74,9 @@ class Target:
         self.hold_until = time.monotonic() + delay
         if self.streak != outcome:  # a new streak, or a new kind of answer
             self.streak = outcome
-            log.warning("executor-not-taking", "executor %s did not take %d job(s): %s; %s. "
-                        "Handed back; claiming again with backoff (logged once per streak)",
+            log.warning("executor-not-taking", "executor %s did not take %d job(s) (%s). Likely "
+                        "cause: %s Handed back; claiming again with backoff (logged once per "
+                        "streak)",
                         self.name, count, outcome, why_not_taken(outcome, self.name, dbname),
                         uuid=uuid)
         self.streak_count += count

@@ -274,15 +274,53 @@ class Executor:
             cr.execute(_q("execution_log_end"), {"log_id": log_id, "outcome": outcome})
 
 
-def serve(executor, host="127.0.0.1", port=8069, ready=None):
+def serve(executor, host="127.0.0.1", port=8069, ready=None, listener=None):
     """Serve with gevent's WSGI server (the process must be green-patched)."""
     from gevent.pywsgi import WSGIServer
 
-    server = WSGIServer((host, port), executor, log=None, error_log=_logger, backlog=1024)
+    server = WSGIServer(listener or (host, port), executor, log=None, error_log=_logger,
+                        backlog=None if listener else 1024)
     server.start()
     if ready is not None:
         ready(server)
     server.serve_forever()
+
+
+def prefork(host, port, processes):
+    """One listening socket shared by `processes` processes, as Odoo's
+    prefork workers share theirs: the kernel hands each connection to one.
+    Returns the socket, in the parent and in each child; a child exits when
+    its parent is gone."""
+    import signal
+
+    import gevent
+    from gevent import socket
+
+    from .. import parent
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, port))
+    listener.listen(1024)
+    children = []
+    for _ in range(processes - 1):
+        pid = gevent.fork()
+        if pid == 0:
+            ppid = os.getppid()
+            gevent.spawn(parent.watch, ppid, lambda: False, lambda: os._exit(0), _log, 0.5)
+            return listener
+        children.append(pid)
+
+    def stop(*_):
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    return listener
 
 
 def main(argv=None):
@@ -297,6 +335,8 @@ def main(argv=None):
     p.add_argument("--db-user")
     p.add_argument("--db-password")
     p.add_argument("--pool", type=int, default=64, help="DB connections per database")
+    p.add_argument("--processes", type=int, default=1,
+                   help="processes sharing the listening socket (pre-fork, like Odoo's workers)")
     p.add_argument("--workers", type=int, default=0,
                    help="requests run at once, like Odoo's HTTP workers (0: pool size)")
     p.add_argument("--database", action="append", help="serve only these databases")
@@ -308,13 +348,14 @@ def main(argv=None):
     logs.setup(args.log_level.upper())
     conninfo = {"host": args.db_host, "port": args.db_port, "user": args.db_user,
                 "password": args.db_password}
+    listener = prefork(args.host, args.port, args.processes) if args.processes > 1 else None
     executor = Executor(conninfo, pool_size=args.pool, workers=args.workers or None,
                         record=not args.no_record, databases=args.database, db_from=args.db_from)
 
     def ready(server):
         print(f"executor listening on {args.host}:{server.server_port}", flush=True)
 
-    serve(executor, args.host, args.port, ready)
+    serve(executor, args.host, args.port, ready, listener)
 
 
 if __name__ == "__main__":

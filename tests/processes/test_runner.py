@@ -179,7 +179,7 @@ def test_dispatch_refused_hands_job_back_at_once_and_backs_off(qdb, pg_cluster, 
     procs.append(runner)
     wait_until(lambda: registered_runners(qdb) == 1)
     [job_id] = qdb.insert_jobs(1)
-    wait_until(lambda: f"executor http://127.0.0.1:{closed_port} did not take 1 job(s): refused"
+    wait_until(lambda: f"executor http://127.0.0.1:{closed_port} did not take 1 job(s) (refused)"
                in runner.output(), message="the refused dispatch")
     # handed back: pending, token cleared, not failed, not lost
     wait_until(lambda: qdb.execute("SELECT state, claimed_by, claim_token FROM queue_job")
@@ -228,3 +228,18 @@ def test_supervised_runner_stops_when_its_server_is_killed(qdb, pg_cluster, proc
             return True
 
     wait_until(gone, timeout=30, message="the runner process to exit")
+
+
+def test_a_prefork_executor_shares_one_socket_across_processes(qdb, pg_cluster, procs):
+    """The reference executor as Odoo's prefork workers: --processes 2, one
+    port, both processes run jobs (the dispatch benchmark's executor)."""
+    if qdb.version != "17":
+        pytest.skip("the executor does not depend on the series")
+    executor = start_executor(pg_cluster, "--processes", "2")
+    procs.append(executor)
+    procs.append(start_runner(pg_cluster, [qdb.name], executor.port, "--channels", "root:8"))
+    qdb.insert_jobs(300, method_name="sleep_ms", args="[20]")
+    wait_until(lambda: qdb.states() == {"done": 300}, timeout=120, message="the drain")
+    pids = qdb.execute("SELECT executor_pid, count(*) FROM jobrunner_execution GROUP BY 1")
+    assert len(pids) == 2 and sum(n for _pid, n in pids) == 300, pids
+    assert executor.terminate() == 0
