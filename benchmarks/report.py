@@ -29,7 +29,8 @@ PLAN = [
     ("limits", ["--reps", "2"]),
 ]
 QUICK = {
-    "dispatch": ["--reps", "1", "--jobs", "2000", "--oca-jobs", "500", "--capacities", "16"],
+    "dispatch": ["--reps", "1", "--jobs", "2000", "--oca-jobs", "500", "--capacities", "16",
+                 "--executors", "1"],
     "peers": ["--reps", "1", "--jobs", "500", "--concurrencies", "4"],
     "ceiling": ["--reps", "1", "--seconds", "2"],
     "claim_rate": ["--reps", "1", "--jobs", "2000"],
@@ -50,15 +51,18 @@ def targets(sections):
     rows = []
     d = sections.get("dispatch")
     if d:
-        oca = d.data.get(("OCA", 16))
-        best = None
-        for who in ("ours ×1", "ours ×2", "ours ×4"):
-            vals = d.data.get((who, 16))
-            if vals and oca:
-                r = _median([v / o for v, o in zip(vals, oca)])
-                best = max(best or 0, r)
-        if best is not None:
-            rows.append(("dispatch ≥ 10× OCA's runner at capacity 16", f"{best:.1f}×", best >= 10))
+        results = d.data["results"]
+        ex = min(e for e, _who, _k in results)
+        for k in sorted({k for e, _who, k in results if e == ex}):
+            limit, ours = results.get((ex, "limit", k)), results.get((ex, "ours ×1", k))
+            if limit and ours:
+                r = _median([o / lim for o, lim in zip(ours, limit)])
+                rows.append((f"ours ≥ 0.9 of the executor's limit at capacity {k}", f"{r:.2f}",
+                             r >= 0.9))
+        costs = d.data["costs"]
+        if costs.get("OCA") and costs["OCA"][0]:
+            r = costs["ours ×1"][0] / costs["OCA"][0]
+            rows.append(("runner CPU per job ≤ 0.25× OCA's runner", f"{r:.2f}×", r <= 0.25))
     ce = sections.get("ceiling")
     if ce:
         worst = min(_median([o / s for o, s in zip(ce.data[("ours", b, k)], ce.data[("sql", b, k)])])
