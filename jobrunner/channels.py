@@ -34,6 +34,17 @@ class Channel:
     def throttle(self):
         return int(self.options.get("throttle") or 0)
 
+    @property
+    def isolated(self):
+        """Its running jobs count against it and its subchannels only, not
+        its ancestors: long jobs keep root's capacity whole."""
+        return bool(self.options.get("isolated"))
+
+
+# our options, and queue_job 18.0's (accepted so that one string serves both)
+OPTIONS = ("global", "isolated", "sequential", "throttle", "capacity_default",
+           "sequential_default", "paused")
+
 
 def _parse_entries(text):
     entries = []
@@ -62,6 +73,9 @@ def _parse_entries(text):
             key, sep, value = (p.strip() for p in item.partition("="))
             if not key:
                 raise ConfigError(f"invalid channels value {text!r}: empty option in {raw!r}; {SYNTAX}")
+            if key not in OPTIONS:
+                raise ConfigError(f"invalid channels value {text!r}: unknown option {key!r} of "
+                                  f"{name!r}; use {', '.join(OPTIONS)}")
             options[key] = value if sep else True
         if "throttle" in options:
             raw = options["throttle"]
@@ -73,6 +87,9 @@ def _parse_entries(text):
                 raise ConfigError(
                     f"invalid channels value {text!r}: throttle {raw!r} of {name!r} "
                     "must be a whole number of seconds >= 0") from None
+        if options.get("isolated") and (normalize_channel(name) == "root" or capacity < 1):
+            raise ConfigError(f"invalid channels value {text!r}: isolated channel {name!r} needs "
+                              "a capacity of its own (e.g. root.long:2:isolated), and root cannot be one")
         if options.get("sequential") and capacity != 1:
             raise ConfigError(
                 f"invalid channels value {text!r}: sequential channel {name!r} must have capacity 1")
@@ -106,16 +123,33 @@ class ChannelTree:
         return self._index[name]
 
     def _chain(self, idx):
+        """The channels a job of channel idx uses capacity of: itself and
+        its ancestors, up to the first isolated one."""
         chain = []
         while idx is not None:
             chain.append(idx)
-            idx = self.channels[idx].parent
+            idx = None if self.channels[idx].isolated else self.channels[idx].parent
         return chain
 
     @property
+    def isolated(self):
+        return [ch.name for ch in self.channels if ch.isolated]
+
+    def free_total(self, frees):
+        """What one claim may take: root's free capacity plus each isolated
+        channel's, which root does not bound."""
+        return frees[0] + sum(frees[i] or 0 for i, ch in enumerate(self.channels) if ch.isolated)
+
+    @property
     def root_capacity(self):
-        """The most jobs this runner runs at once (root bounds everything)."""
+        """The most jobs this runner runs at once outside isolated channels."""
         return self.channels[0].capacity
+
+    @property
+    def total_capacity(self):
+        """The most jobs this runner runs at once: root's and every isolated
+        channel's."""
+        return self.free_total([ch.capacity for ch in self.channels])
 
     def bucket_of(self, channel_name):
         """Index of the closest configured ancestor of a job's channel."""
@@ -133,7 +167,8 @@ class ChannelTree:
         Returns (buckets, total free capacity of root).
         """
         frees = self.node_frees(running)
-        return build_buckets([ch.name for ch in self.channels], frees), frees[0]
+        return (build_buckets([ch.name for ch in self.channels], frees, stops=self.isolated),
+                self.free_total(frees))
 
     def node_frees(self, running):
         """Free capacity of each configured channel (None: unlimited)."""

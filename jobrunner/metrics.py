@@ -68,6 +68,10 @@ def render(runner):
     for item in runner.slots.inflight.values():
         key = (item.db, item.job.channel or "root")
         inflight[key] = inflight.get(key, 0) + 1
+    metric("queue_job_runner_capacity", "gauge",
+           "configured node capacity per channel; isolated: not counted against its ancestors",
+           [({"channel": ch.name, "isolated": str(ch.isolated).lower()}, ch.capacity)
+            for ch in runner.cfg.channel_tree.channels if ch.capacity is not None])
     metric("queue_job_runner_in_flight", "gauge", "jobs claimed by this runner and not finished",
            [({"db": db, "channel": ch}, n) for (db, ch), n in sorted(inflight.items())])
     hist = runner.claim_latency

@@ -42,14 +42,17 @@ def within(name, top):
     return top == "root" or name == top or name.startswith(top + ".")
 
 
-def build_buckets(names, frees, lim_zero=lambda name: False):
+def build_buckets(names, frees, lim_zero=lambda name: False, stops=()):
     """Buckets for channels `names` (full names, "root" among them) with their
     own free capacities (None: unlimited). A bucket may take the least free
-    capacity along its chain of ancestors present in `names`; `lim_zero(name)`
-    closes a bucket (its jobs are not claimed) while its capacity still counts.
+    capacity along its chain of ancestors present in `names`, up to the first
+    of `stops` (isolated channels); `lim_zero(name)` closes a bucket (its jobs
+    are not claimed) while its capacity still counts.
 
     >>> [(b.name, b.lim, b.anc) for b in build_buckets(["root", "root.a"], [4, 1])]
     [('root', 4, (0,)), ('root.a', 1, (1, 0))]
+    >>> [(b.name, b.lim, b.anc) for b in build_buckets(["root", "root.a"], [0, 1], stops=["root.a"])]
+    [('root', 0, (0,)), ('root.a', 1, (1,))]
     """
     index = {name: i for i, name in enumerate(names)}
     buckets = []
@@ -58,7 +61,7 @@ def build_buckets(names, frees, lim_zero=lambda name: False):
         while True:
             if cur in index:
                 chain.append(index[cur])
-            if "." not in cur:
+            if "." not in cur or cur in stops:
                 break
             cur = cur.rsplit(".", 1)[0]
         limited = tuple(j for j in chain if frees[j] is not None)
@@ -120,8 +123,9 @@ class ClaimPlanner:
 
     # -- capacity --------------------------------------------------------------
     def free(self, running):
-        """Free node capacity (root is always limited)."""
-        return self.tree.node_frees(running)[0]
+        """Free node capacity: root's, plus isolated channels' (root is
+        always limited, an isolated channel too)."""
+        return self.tree.free_total(self.tree.node_frees(running))
 
     def lockfree_buckets(self, running):
         """Buckets of the lock-free claim, every group's subtree closed; and
@@ -141,7 +145,7 @@ class ClaimPlanner:
         names += [lim.name for lim in self.limits.members(group) if lim.name not in names]
         node = dict(zip((ch.name for ch in tree.channels), tree.node_frees(running)))
         return build_buckets(names, [_least(node.get(n), frees.get(n)) for n in names],
-                             lim_zero=lambda n: not within(n, group))
+                             lim_zero=lambda n: not within(n, group), stops=tree.isolated)
 
     def add_running(self, running, jobs):
         """Count `jobs` into `running` (in place)."""

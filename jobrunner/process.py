@@ -65,7 +65,7 @@ def main(args):
     green.patch(cfg.db_timeout)
     import gevent
 
-    if cfg.channel_tree.root_capacity == 0:
+    if cfg.channel_tree.total_capacity == 0:
         _log.warning("capacity-zero", "channels %r give root capacity 0: this runner claims "
                      "nothing", cfg.channels)
     runner = Runner(cfg)

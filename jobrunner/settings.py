@@ -58,7 +58,7 @@ def _db(part, kind=str, secret=False, minimum=None, maximum=None):
 SETTINGS = (
     Setting("channels", str, "root:1",
             "OCA channels, e.g. root:4,root.sub:2 (node capacity; :sequential, :throttle=N, "
-            ":global hold across runners)"),
+            ":global hold across runners; :isolated counts against itself only, not root)"),
     Setting("max_capacity", int, None,
             "without --channels: jobs this runner runs at once across its databases "
             "(queue_job 18.0's; default 1, 0: none)", minimum=0),

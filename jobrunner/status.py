@@ -33,7 +33,7 @@ def collect(cr, dbname, string_limits=None):
     live = [r for r in runners if r["alive"]]
     for r in live:
         try:
-            r["capacity"] = parse_channels(r["channels"]).root_capacity or 0
+            r["capacity"] = parse_channels(r["channels"]).total_capacity or 0
         except ConfigError:  # a registry row we cannot read: count nothing for it
             r["capacity"] = 0
     for ch in channels.values():

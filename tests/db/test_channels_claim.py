@@ -94,3 +94,18 @@ def test_oca_channel_manager_walkthrough(qdb):
     done("A1")
     qdb.execute("UPDATE queue_job SET priority = 5 WHERE id = %s", (ids["A6"],))
     assert step() == ["A6"]
+
+
+def test_an_isolated_channel_is_claimed_while_root_is_full_and_spares_root(qdb):
+    """root.long:2:isolated: long jobs never take root's slots, and root's
+    backlog never keeps long jobs from their own."""
+    tree = ChannelTree("root:2,root.long:2:isolated")
+    base = datetime.utcnow() - timedelta(hours=1)
+    root = qdb.insert_jobs(10, channel="root", priority=1, date_created=base, spread_seconds=1)
+    long_ = qdb.insert_jobs(5, channel="root.long", priority=9, date_created=base, spread_seconds=1)
+    jobs = claim_tree(qdb, tree)
+    assert sorted(j.id for j in jobs) == sorted(root[:2] + long_[:2])  # both full, each its own
+    root_bucket = tree.bucket_of("root")
+    # root full: the long channel still gets its slots
+    again = claim_tree(qdb, tree, running_buckets=[root_bucket, root_bucket])
+    assert [j.id for j in again] == long_[2:4]

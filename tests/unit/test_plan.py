@@ -63,3 +63,21 @@ def test_a_throttle_wakes_the_group_when_it_reopens():
 def test_paused_groups_are_never_due():
     p = planner("root:4", {"root.p": limits.Limit("root.p", paused=True)})
     assert p.limits.groups == ["root.p"] and p.groups_due(0.0) == []
+
+
+def test_an_isolated_channel_counts_against_itself_only():
+    """root.long:2:isolated: its jobs take none of root's capacity, and a
+    full root leaves it its own; its subchannels count against it."""
+    tree = ChannelTree("root:2,root.long:2:isolated,root.long.edi:1")
+    planner = plan.ClaimPlanner(tree, limits.Limits())
+    root, long_, edi = (tree.bucket_of(c) for c in ("root", "root.long", "root.long.edi"))
+    assert tree.total_capacity == 4 and tree.root_capacity == 2
+    running = tree.count_running([root, root])  # root full
+    assert planner.free(running) == 2
+    buckets = {b.name: b for b in planner.lockfree_buckets(running)[0]}
+    assert buckets["root"].lim == 0 and buckets["root.long"].lim == 2
+    assert buckets["root.long.edi"].lim == 1 and buckets["root.long.edi"].anc == (2, 1)
+    running = tree.count_running([long_, edi])  # the long channel full
+    assert running[0] == 0 and planner.free(running) == 2  # root untouched
+    buckets = {b.name: b for b in planner.lockfree_buckets(running)[0]}
+    assert buckets["root"].lim == 2 and buckets["root.long"].lim == 0
