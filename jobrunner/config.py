@@ -7,10 +7,13 @@ pass nothing).
 
 import configparser
 import fnmatch
+from collections import namedtuple
+from urllib.parse import unquote, urlsplit
 import os
 from dataclasses import field, make_dataclass
 
 from .channels import parse_channels
+from .plan import normalize_channel
 from .errors import ConfigError
 from .settings import SETTINGS, BY_NAME
 
@@ -26,6 +29,7 @@ Config = make_dataclass(
         ("databases", list, field(default_factory=list)),  # empty = discover
         ("channel_tree", object, None),
         ("db_caps", list, field(default_factory=list)),  # db_max_capacity: [(pattern, cap)]
+        ("channel_executor_map", dict, field(default_factory=dict)),  # channel -> ExecutorSpec
         ("sources", dict, field(default_factory=dict)),  # setting -> where its value came from
     ],
     namespace={"__repr__": _repr, "__doc__": "A resolved runner configuration."},
@@ -143,6 +147,7 @@ def validate(cfg):
     except ConfigError as exc:
         where = _where(cfg, "channels")
         raise ConfigError(str(exc).replace("invalid channels value", f"invalid {where} value", 1)) from None
+    cfg.channel_executor_map = parse_channel_executors(cfg)
     return cfg
 
 
@@ -168,6 +173,38 @@ def db_capacity(cfg, dbname):
         if fnmatch.fnmatchcase(dbname, pattern):
             return cap
     return None
+
+
+ExecutorSpec = namedtuple("ExecutorSpec", "scheme host port user password")
+
+
+def parse_channel_executors(cfg):
+    """channel_executors as {full channel name: ExecutorSpec}; each channel
+    must be configured in `channels` (so its jobs have a bucket of their own)."""
+    text, out = cfg.channel_executors, {}
+    use = ("expected CHANNEL=http(s)://[user:password@]host:port separated by commas, "
+           "e.g. root.long=http://odoo-long:8069")
+    for item in (text or "").replace("\n", ",").split(","):
+        if not item.strip():
+            continue
+        channel, sep, url = (p.strip() for p in item.partition("="))
+        parts = urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if not (sep and channel and parts.scheme in ("http", "https") and parts.hostname and port):
+            # the value may hold a password: name the item's channel, not the value
+            raise ConfigError(f"invalid {_where(cfg, 'channel_executors')} item for "
+                              f"{channel or '?'!r}: {use}")
+        name = normalize_channel(channel)
+        if name not in {ch.name for ch in cfg.channel_tree.channels}:
+            raise ConfigError(f"invalid {_where(cfg, 'channel_executors')}: channel {channel!r} "
+                              f"is not in channels {cfg.channels!r}; give it a capacity there "
+                              f"(e.g. {name}:2:isolated)")
+        out[name] = ExecutorSpec(parts.scheme, parts.hostname, port, unquote(parts.username or "")
+                                 or None, unquote(parts.password or "") or None)
+    return out
 
 
 FLAG_VALUES = {"1": True, "true": True, "yes": True, "on": True,

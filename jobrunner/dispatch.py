@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 import gevent
 
 from .backoff import Backoff
+from .plan import normalize_channel, within
 from .runjob import DB_HEADER, TOKEN_HEADER
 
 HTTP_KEEP = 64  # idle kept-alive connections to the executor, at most
@@ -51,25 +52,31 @@ def why_not_taken(outcome, target, dbname):
 
 
 class Target:
-    """One executor endpoint: where requests go, and its streak of answers
-    that took no job. While a streak lasts, claims for this target wait with
-    a growing backoff; its first answer is logged once, with its cause."""
+    """One executor endpoint: where requests go (its keep-alive pool and
+    HTTP auth), and its streak of answers that took no job. While a streak
+    lasts, claims for this target's channels wait with a growing backoff;
+    its first answer is logged once, with its cause."""
 
-    def __init__(self, cfg, stats):
-        self.cfg = cfg
+    def __init__(self, stats, scheme, host, port, user=None, password=None, timeout=None):
         self.stats = stats
-        self.name = f"{cfg.scheme}://{cfg.host}:{cfg.port}"
+        self.scheme, self.host, self.port, self.timeout = scheme, host, port, timeout
+        self.name = f"{scheme}://{host}:{port}"  # never the credentials
         self.backoff = Backoff(0.1, 5.0)
         self.hold_until = 0.0
         self.streak = None  # the outcome that opened the current streak
         self.streak_count = 0
+        self._idle = []  # kept-alive connections
+        self._auth = {}
+        if user:
+            token = b64encode(f"{user}:{password or ''}".encode()).decode()
+            self._auth = {"Authorization": "Basic " + token}
 
     def held(self, now):
         return now < self.hold_until
 
     def not_taken(self, outcome, count, dbname, log, uuid):
         """`count` jobs sent here were handed back unstarted."""
-        self.stats[f"not_taken:{outcome}"] += count
+        self.stats[f"not_taken:{self.name}:{outcome}"] += count
         delay = self.backoff.next()
         self.hold_until = time.monotonic() + delay
         if self.streak != outcome:  # a new streak, or a new kind of answer
@@ -83,61 +90,24 @@ class Target:
 
     def taken(self, log):
         self.backoff.reset()
+        self.hold_until = 0.0
         if self.streak is not None:
             log.info("executor-taking", "executor %s takes jobs again, after %d not taken (%s)",
                      self.name, self.streak_count, self.streak)
             self.streak, self.streak_count = None, 0
 
-
-class Dispatcher:
-    def __init__(self, cfg, stats):
-        self.cfg = cfg
-        self.stats = stats
-        self.target = Target(cfg, stats)
-        self._idle = []  # kept-alive connections to the executor
-        self._auth = {}
-        if cfg.http_auth_user:
-            token = b64encode(f"{cfg.http_auth_user}:{cfg.http_auth_password or ''}".encode()).decode()
-            self._auth = {"Authorization": "Basic " + token}
-
-    def send(self, dbname, series, job, done, log):
-        """Ask the executor to run `job` of `dbname` (queue_job `series`, None
-        if unknown); done(outcome) is called once with "http-<status>",
-        "refused" or "lost"."""
-        self.stats["dispatched"] += 1
-        gevent.spawn(self._runjob, dbname, protocol(series), job, done, log)
-
-    def _runjob(self, dbname, proto, job, done, log):
-        params, headers = {}, dict(self._auth)
-        if proto != "header":
-            params["db"] = dbname
-        if proto != "db":
-            headers[DB_HEADER] = dbname
-        params["job_uuid"] = job.uuid
-        headers[TOKEN_HEADER] = job.token
-        try:
-            outcome = self._get("/queue_job/runjob?" + urlencode(params), headers)
-        except ConnectionRefusedError:
-            outcome = "refused"
-        except (OSError, http.client.HTTPException) as exc:
-            # a timeout or a cut is not a failure by itself: the database decides
-            outcome = "lost"
-            log.info("runjob-no-answer", "runjob request ended without answer: %s", exc,
-                     uuid=job.uuid)
-        done(outcome)
-
-    def _get(self, path, headers):
+    def get(self, path, headers):
         """GET on a kept-alive connection when one is idle. A kept connection
         the server closed meanwhile fails before any answer: the request is
         sent once more on a new one (a duplicate can only be refused: the
         token lets one request start the job)."""
-        cfg = self.cfg
+        headers = {**self._auth, **headers}
         for attempt in (0, 1):
             conn = self._idle.pop() if (self._idle and not attempt) else None
             reused = conn is not None
             if conn is None:
-                cls = http.client.HTTPSConnection if cfg.scheme == "https" else http.client.HTTPConnection
-                conn = cls(cfg.host, cfg.port, timeout=cfg.http_timeout)
+                cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+                conn = cls(self.host, self.port, timeout=self.timeout)
             try:
                 conn.request("GET", path, headers=headers)
                 response = conn.getresponse()
@@ -155,3 +125,58 @@ class Dispatcher:
             else:
                 self._idle.append(conn)
             return f"http-{response.status}"
+
+
+class Dispatcher:
+    """The executor of each channel: the configured one (--host/--port), or
+    the one --channel-executors gives a channel and its subchannels."""
+
+    def __init__(self, cfg, stats):
+        self.stats = stats
+        self.target = Target(stats, cfg.scheme, cfg.host, cfg.port, cfg.http_auth_user,
+                             cfg.http_auth_password, cfg.http_timeout)
+        self.by_channel = {}  # channel -> Target, most specific first
+        for channel, ex in sorted(cfg.channel_executor_map.items(), key=lambda kv: -len(kv[0])):
+            self.by_channel[channel] = Target(
+                stats, ex.scheme, ex.host, ex.port, ex.user or cfg.http_auth_user,
+                ex.password if ex.user else cfg.http_auth_password, cfg.http_timeout)
+
+    @property
+    def targets(self):
+        return [self.target, *self.by_channel.values()]
+
+    def target_of(self, channel):
+        """The target of a job's or a bucket's channel."""
+        name = normalize_channel(channel)
+        for top, target in self.by_channel.items():
+            if within(name, top):
+                return target
+        return self.target
+
+    def send(self, dbname, series, job, done, log):
+        """Ask the executor of the job's channel to run it (`series`: its
+        database's queue_job series, None if unknown); done(outcome) is
+        called once with "http-<status>", "refused" or "lost"."""
+        self.stats["dispatched"] += 1
+        gevent.spawn(self._runjob, self.target_of(job.channel), dbname, protocol(series), job,
+                     done, log)
+
+    @staticmethod
+    def _runjob(target, dbname, proto, job, done, log):
+        params, headers = {}, {}
+        if proto != "header":
+            params["db"] = dbname
+        if proto != "db":
+            headers[DB_HEADER] = dbname
+        params["job_uuid"] = job.uuid
+        headers[TOKEN_HEADER] = job.token
+        try:
+            outcome = target.get("/queue_job/runjob?" + urlencode(params), headers)
+        except ConnectionRefusedError:
+            outcome = "refused"
+        except (OSError, http.client.HTTPException) as exc:
+            # a timeout or a cut is not a failure by itself: the database decides
+            outcome = "lost"
+            log.info("runjob-no-answer", "runjob request ended without answer: %s", exc,
+                     uuid=job.uuid)
+        done(outcome)

@@ -152,10 +152,10 @@ class DatabaseLoop:
             if self.control_lost is not None:
                 raise ConnectionLost(f"control connection lost: {self.control_lost}")
             self.check_inflight()
-            target = self.runner.dispatcher.target
+            dispatcher = self.runner.dispatcher
             now = time.monotonic()
-            if target.held(now):  # it took none of our last jobs: give it time
-                self.sleep(target.hold_until - now, "dispatch-backoff")
+            if all(t.held(now) for t in dispatcher.targets):  # none took our last jobs
+                self.sleep(min(t.hold_until for t in dispatcher.targets) - now, "dispatch-backoff")
                 continue
             self.read_limits()
             asked, got, next_eta, reopen = self.claim()
@@ -178,6 +178,9 @@ class DatabaseLoop:
                     timeout, cause = reopen + 0.005, "limited-group"
             if self.has_watch():
                 timeout = min(timeout, WATCH_INTERVAL)
+            holds = [t.hold_until for t in self.runner.dispatcher.targets if t.hold_until > now]
+            if holds and min(holds) - now < timeout:  # a waiting executor's channels reopen
+                timeout, cause = min(holds) - now + 0.005, "dispatch-backoff"
             self.sleep(timeout, cause)
 
     def read_limits(self):
@@ -211,6 +214,9 @@ class DatabaseLoop:
             if free <= 0:
                 return 0, 0, None, None
             now = time.monotonic()
+            # an executor in a not-taken streak: its channels wait, the others go on
+            planner.closed = {ch.name for ch in planner.tree.channels
+                              if self.runner.dispatcher.target_of(ch.name).held(now)}
             t0 = time.perf_counter()
             with self.session.connection() as conn:
                 result = claim.claim_round(conn, self.session.runner_id, planner, running, free,
@@ -248,10 +254,11 @@ class DatabaseLoop:
             return
         with self.session.cursor() as cr:
             rows = claim.states(cr, [i.job.id for i in due])
-            to_release, taken = [], False
+            to_release, taken = [], []
             for item in due:
                 state, token = rows.get(item.job.id, (None, None))
-                taken = taken or state in ("started", "done", "failed")
+                if state in ("started", "done", "failed"):
+                    taken.append(item)
                 if token != item.job.token or state not in ("enqueued", "started"):
                     self.slots.remove(self.dbname, item.job.id)
                     self.planner.job_ended(item.job.channel)
@@ -264,18 +271,19 @@ class DatabaseLoop:
                     to_release.append(item)
             if to_release:
                 claim.release(cr, [i.job for i in to_release])
-        target = self.runner.dispatcher.target
-        if taken:
+        target_of = self.runner.dispatcher.target_of
+        for target in {target_of(i.job.channel) for i in taken}:
             target.taken(self.log)
         for item in to_release:
             self.slots.remove(self.dbname, item.job.id)
         self.stats["released"] += len(to_release)
-        # every answer but "job taken" backs off: 4xx, 5xx, refused, no answer
+        # every answer but "job taken" backs off its executor: 4xx, 5xx, refused, no answer
         by_outcome = {}
         for item in to_release:
             if item.outcome != "stopping":
-                by_outcome.setdefault(item.outcome, []).append(item)
-        for outcome, items in by_outcome.items():
+                key = (target_of(item.job.channel), item.outcome)
+                by_outcome.setdefault(key, []).append(item)
+        for (target, outcome), items in by_outcome.items():
             target.not_taken(outcome, len(items), self.dbname, self.log, items[0].job.uuid)
 
     def shutdown(self):

@@ -116,6 +116,7 @@ class ClaimPlanner:
         self.limits = limits
         self.pending_groups = list(limits.claimable)  # until a claim says which have work
         self.retry = {}  # group -> (monotonic time it is due, Backoff)
+        self.closed = set()  # channels whose executor waits: claimed nowhere this round
 
     def set_limits(self, limits):
         self.limits = limits
@@ -131,6 +132,7 @@ class ClaimPlanner:
         """Buckets of the lock-free claim, every group's subtree closed; and
         how many it may take."""
         buckets, free = self.tree.buckets(running)
+        buckets = [replace(b, lim=0) if b.name in self.closed else b for b in buckets]
         if self.limits:
             present = {b.name for b in buckets}
             buckets = [replace(b, lim=0) if self.limits.group_of(b.name) else b for b in buckets]
@@ -145,7 +147,8 @@ class ClaimPlanner:
         names += [lim.name for lim in self.limits.members(group) if lim.name not in names]
         node = dict(zip((ch.name for ch in tree.channels), tree.node_frees(running)))
         return build_buckets(names, [_least(node.get(n), frees.get(n)) for n in names],
-                             lim_zero=lambda n: not within(n, group), stops=tree.isolated)
+                             lim_zero=lambda n: not within(n, group) or n in self.closed,
+                             stops=tree.isolated)
 
     def add_running(self, running, jobs):
         """Count `jobs` into `running` (in place)."""

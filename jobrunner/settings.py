@@ -74,6 +74,9 @@ SETTINGS = (
     Setting("executor_workers", int, None,
             "the HTTP workers of the Odoo serving runjob at --host/--port; status warns when "
             "the runners' total capacity exceeds it (embedded runner: Odoo's workers)", minimum=1),
+    Setting("channel_executors", str, None,
+            "channels sent to another Odoo: root.long=http://[user:password@]host:port[,...] "
+            "(each in --channels; the others go to --host/--port)", secret=True),
     Setting("http_auth_user", str, None, "HTTP basic auth user for /queue_job/runjob"),
     Setting("http_auth_password", str, None, "HTTP basic auth password", secret=True),
     Setting("wakeup", str, "notify", "notify (LISTEN for hints, default) or poll (never LISTEN)",

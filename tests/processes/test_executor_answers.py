@@ -189,3 +189,36 @@ def test_a_reload_applies_channel_edits_at_once_and_is_no_hint(qdb, pg_cluster, 
 def _limits_line(runner):
     lines = [line for line in runner.output().splitlines() if "[limits]" in line]
     return lines[-1] if lines else ""
+
+
+def test_a_channel_with_its_own_executor_waits_alone_when_that_one_is_down(qdb, pg_cluster, procs):
+    """--channel-executors root.long=...: long jobs go to their own Odoo;
+    while it is down only root.long waits (one line naming it), the other
+    channels keep running, and nothing is lost."""
+    if qdb.version != "17":
+        pytest.skip("the same on every series")
+    executor = start_executor(pg_cluster)
+    procs.append(executor)
+    long_port = free_port()  # the long jobs' Odoo, down for now
+    runner = start_runner(pg_cluster, [qdb.name], executor.port, "--channels",
+                          "root:2,root.long:1:isolated", "--channel-executors",
+                          f"root.long=http://127.0.0.1:{long_port}", "--wakeup", "poll",
+                          "--poll-max", "0.2")
+    procs.append(runner)
+    wait_until(lambda: registered_runners(qdb) == 1)
+    long_jobs = qdb.insert_jobs(5, channel="root.long")
+    qdb.insert_jobs(100, channel="root", method_name="sleep_ms", args="[5]")
+    wait_until(lambda: qdb.scalar("SELECT count(*) FROM queue_job WHERE channel = 'root' "
+                                  "AND state = 'done'") == 100, timeout=60, message="root's jobs")
+    lines = [line for line in runner.output().splitlines() if "[executor-not-taking]" in line]
+    assert len(lines) == 1 and f"executor http://127.0.0.1:{long_port} " in lines[0], lines
+    assert qdb.scalar("SELECT count(*) FROM queue_job WHERE id = ANY(%s) AND state <> 'done'",
+                      (long_jobs,)) == 5
+    procs.append(start_executor(pg_cluster, port=long_port))  # the long jobs' Odoo comes up
+    wait_until(lambda: qdb.states() == {"done": 105}, timeout=60, message="the long jobs")
+    assert f"executor http://127.0.0.1:{long_port} takes jobs again" in runner.output()
+    # each ran where it was sent: the long jobs on the second executor
+    pids = dict(qdb.execute("SELECT q.channel, array_agg(DISTINCT e.executor_pid) FROM queue_job q "
+                            "JOIN jobrunner_execution e ON e.job_id = q.id GROUP BY 1"))
+    assert len(pids["root.long"]) == 1 and pids["root.long"] != pids["root"]
+

@@ -22,6 +22,7 @@ SAMPLES = {
     "db_host": "pg", "db_port": "6432", "db_user": "odoo", "db_password": "pw",
     "log_level": "DEBUG", "log_format": "json", "log_file": "/var/log/odoo/queue.log",
     "max_capacity": "4", "db_max_capacity": "prod_*:2,*:1",
+    "channel_executors": "root=https://odoo-long:8070",
 }
 
 
@@ -107,3 +108,16 @@ def test_readme_lists_every_setting_with_flag_and_variable():
     for s in SETTINGS:
         assert f"``{s.flag}``" in section, s.flag
         assert re.search(rf"``{s.env_var}``", section), s.env_var
+
+
+def test_channel_executors_must_be_configured_channels_and_urls():
+    for value, fragment in (("root.long=ftp://x:1", "expected CHANNEL=http(s)://"),
+                            ("root.long=http://u:s3cret@host", "expected CHANNEL=http(s)://"),
+                            ("root.other=http://h:8069", "channel 'root.other' is not in channels")):
+        with pytest.raises(config.ConfigError) as err:
+            config.resolve({"channels": "root:2,root.long:1:isolated", "channel_executors": value},
+                           {}, {}, {})
+        assert fragment in str(err.value) and "s3cret" not in str(err.value), str(err.value)
+    cfg = config.resolve({"channels": "root:2,long:1", "channel_executors":
+                          "long=https://u:p%40w@odoo-long:8443"}, {}, {}, {})
+    assert cfg.channel_executor_map["root.long"] == ("https", "odoo-long", 8443, "u", "p@w")
