@@ -4,6 +4,7 @@ chaos drain with a PostgreSQL restart. Nothing lost, nothing run twice.
 
 These tests restart their PostgreSQL, so they get a cluster of their own."""
 
+import os
 import random
 import re
 import time
@@ -233,3 +234,49 @@ def test_runner_never_logs_passwords(fdb, fault_cluster, procs):
     for proc in (down, up, executor):
         assert secret not in proc.output()
         assert "password=" not in proc.output()
+
+
+LONG_JOB_SECONDS = float(os.environ.get("QJSL_LONG_JOB_SECONDS", "40"))  # 120 when run by hand
+
+
+def test_a_long_job_is_never_requeued_and_nothing_is_written_while_it_runs(fdb, fault_cluster, procs):
+    """Liveness of a running job is the lock its executor holds on its
+    queue_job_lock row, not a heartbeat: while one job runs for a long time
+    and two runners recover every 0.2 s, no row of queue_job, queue_job_lock
+    or queue_job_runner is written (same row versions; PostgreSQL's own row
+    counters unchanged) and the job runs once."""
+    executor = start_executor(fault_cluster)
+    procs.append(executor)
+    for _ in range(2):
+        procs.append(start_runner(fault_cluster, [fdb.name], executor.port, "--channels", "root:2",
+                                  "--recovery-interval", "0.2", "--wakeup", "poll"))
+    wait_until(lambda: live_runners(fdb) == 2)
+    [job] = fdb.insert_jobs(1, method_name="sleep", args=f"[{LONG_JOB_SECONDS}]")
+    wait_until(lambda: fdb.scalar("SELECT state FROM queue_job WHERE id = %s", (job,)) == "started",
+               message="the long job to start")
+    started = time.monotonic()
+
+    def versions():
+        return fdb.execute(
+            "SELECT 'job', ctid::text, xmin::text FROM queue_job WHERE id = %(id)s "
+            "UNION ALL SELECT 'lock', ctid::text, xmin::text FROM queue_job_lock WHERE queue_job_id = %(id)s "
+            "UNION ALL SELECT 'runner ' || id, ctid::text, xmin::text FROM queue_job_runner "
+            "ORDER BY 1", {"id": job})
+
+    def writes():
+        return fdb.execute(
+            "SELECT relname, n_tup_ins, n_tup_upd, n_tup_del, n_tup_hot_upd FROM pg_stat_user_tables "
+            "WHERE relname IN ('queue_job', 'queue_job_lock', 'queue_job_runner') ORDER BY 1")
+
+    first = versions()
+    time.sleep(11)  # a backend flushes its row counters within 10 s: the start is in them
+    counted = writes()
+    time.sleep(max(0.0, LONG_JOB_SECONDS - (time.monotonic() - started) - 3))  # until just before its end
+    assert versions() == first  # no row rewritten: same versions all along
+    assert writes() == counted
+    assert fdb.scalar("SELECT state FROM queue_job WHERE id = %s", (job,)) == "started"
+    wait_until(lambda: fdb.scalar("SELECT state FROM queue_job WHERE id = %s", (job,)) == "done",
+               timeout=60, message="the long job to end")
+    assert fdb.scalar("SELECT count(*) FROM jobrunner_execution WHERE job_id = %s", (job,)) == 1
+    assert fdb.scalar("SELECT retry FROM queue_job WHERE id = %s", (job,)) == 1  # never requeued
+    assert all("[job-requeued]" not in p.output() for p in procs[1:])
