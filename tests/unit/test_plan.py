@@ -81,3 +81,12 @@ def test_an_isolated_channel_counts_against_itself_only():
     assert running[0] == 0 and planner.free(running) == 2  # root untouched
     buckets = {b.name: b for b in planner.lockfree_buckets(running)[0]}
     assert buckets["root"].lim == 2 and buckets["root.long"].lim == 0
+
+
+def test_isolated_combines_with_the_cross_runner_options():
+    tree = ChannelTree("root:4,root.long:1:isolated:sequential,root.edi:3:isolated:global,"
+                       "root.sync:1:isolated:throttle=5")
+    by_name = limits.from_tree(tree)
+    assert by_name["root.long"].sequential and by_name["root.edi"].capacity == 3
+    assert by_name["root.sync"].throttle == 5
+    assert tree.total_capacity == 4 + 1 + 3 + 1
