@@ -1,9 +1,12 @@
-"""queue-job-runner: run (default), migrate, status, demo.
+"""queue-job-runner: run (default), migrate, status, wait, demo.
 
-Exit codes: 0 clean stop, 2 configuration error, 1 anything else.
+Exit codes: 0 clean stop, 2 configuration error, 1 anything else; wait:
+0 done, 3 failed, 4 cancelled, 5 still not ended at the timeout, 6 unknown
+job (see WAIT_EXIT).
 """
 
 import argparse
+import json
 import sys
 
 from . import __version__, config as config_mod, db, logs, schema, settings
@@ -33,6 +36,11 @@ def parser():
     st = sub.add_parser("status", help="jobs, channels and runners per database")
     _add_settings(st, "common")
     st.add_argument("--json", action="store_true")
+    wt = sub.add_parser("wait", help="wait for a job to end; exit code by its state")
+    _add_settings(wt, "common")
+    wt.add_argument("uuid")
+    wt.add_argument("--timeout", type=float, default=60.0, help="seconds (60)")
+    wt.add_argument("--json", action="store_true")
     demo = sub.add_parser("demo", help="throwaway PostgreSQL + executor + 3 runners")
     demo.add_argument("--jobs", type=int, default=20000)
     demo.add_argument("--runners", type=int, default=3)
@@ -43,7 +51,7 @@ def parser():
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = ("run", "migrate", "status", "demo")
+    commands = ("run", "migrate", "status", "wait", "demo")
     if not argv or (argv[0] not in commands and argv[0] not in ("-h", "--help", "--version")):
         argv.insert(0, "run")
     args = parser().parse_args(argv)
@@ -56,6 +64,8 @@ def main(argv=None):
         if args.command == "demo":
             from .testing import demo
             return demo.main(args)
+        if args.command == "wait":
+            return cmd_wait(args)
         if args.command == "status":
             from . import status
             return status.main(args)
@@ -69,6 +79,35 @@ def main(argv=None):
     except Exception as exc:  # a bug: one structured line with the traceback, exit 1
         _log.error("crashed", "unexpected %s: %s", type(exc).__name__, exc, exc_info=True)
         return 1
+
+
+WAIT_EXIT = {"done": 0, "failed": 3, "cancelled": 4, "timeout": 5, "unknown": 6}
+
+
+def cmd_wait(args):
+    """queue-job-runner wait UUID: the job's state, result or error once it
+    ended (or at --timeout), and an exit code scripts can branch on."""
+    from . import wait
+
+    cfg = config_mod.build(args)
+    if len(cfg.databases) != 1:
+        raise ConfigError(f"wait needs one database, not {cfg.databases or 'none'}: "
+                          "give --database NAME (or one db_name in the -c config)")
+    if args.timeout < 0:
+        raise ConfigError(f"invalid --timeout value {args.timeout:g}: must be >= 0")
+    outcome = wait.waiters(cfg.db, cfg.databases[0]).wait(args.uuid, args.timeout)
+    if outcome is None:
+        kind, shown = "unknown", {"uuid": args.uuid, "state": None}
+    else:
+        kind, shown = (outcome.state if outcome.ended else "timeout"), outcome.as_dict()
+    if args.json:
+        print(json.dumps(shown))
+    elif outcome is None:
+        print(f"{args.uuid}: no such job in {cfg.databases[0]}")
+    else:
+        detail = outcome.result if outcome.state == "done" else outcome.exc_message
+        print(f"{args.uuid}: {outcome.state}" + (f": {detail}" if detail else ""))
+    return WAIT_EXIT[kind]
 
 
 def cmd_migrate(args):

@@ -25,7 +25,7 @@ import traceback
 
 from werkzeug.wrappers import Request, Response
 
-from .. import db as dbmod, logs, queries, runjob
+from .. import db as dbmod, logs, queries, runjob, wait
 from ..runjob import DB_HEADER, TOKEN_HEADER
 
 _logger = logging.getLogger("jobrunner.executor")  # the HTTP server's own errors
@@ -228,12 +228,14 @@ class Executor:
                             "exc_name": f"{type(exc).__module__}.{type(exc).__name__}",
                             "exc_message": str(exc), "exc_info": traceback.format_exc()},
                            log_id, "failed")
+                wait.notify_ended(cr, uuid)
                 return Response("job failed", status=500)
             done = _q("executor_done")
             if log_id is not None:
                 done += "; " + _q("execution_log_end")
             cr.execute(done + "; COMMIT", {"id": job_id, "retry": retry, "result": str(result),
                                            "log_id": log_id, "outcome": "done"})
+            wait.notify_ended(cr, uuid)  # after the commit, outside it: waiters wake
             return Response("", status=200)
 
     def _acquire(self, cr, uuid, token):

@@ -243,3 +243,39 @@ def test_a_prefork_executor_shares_one_socket_across_processes(qdb, pg_cluster, 
     pids = qdb.execute("SELECT executor_pid, count(*) FROM jobrunner_execution GROUP BY 1")
     assert len(pids) == 2 and sum(n for _pid, n in pids) == 300, pids
     assert executor.terminate() == 0
+
+
+def test_queue_job_runner_wait_exit_codes(qdb, pg_cluster, procs):
+    """queue-job-runner wait UUID: 0 done, 3 failed, 4 cancelled, 5 timed
+    out, 6 unknown; --json gives state, result and error."""
+    import json
+    import subprocess
+    import sys
+
+    from jobrunner.testing.fixtures import db_args
+
+    if qdb.version != "17":
+        pytest.skip("the command does not depend on the series")
+    ids = qdb.insert_jobs(4)
+    uuids = dict(qdb.execute("SELECT id, uuid FROM queue_job"))
+    for job_id, state in zip(ids, ("failed", "cancelled")):
+        qdb.execute("UPDATE queue_job SET state = %s, exc_message = 'boom' WHERE id = %s",
+                    (state, job_id))
+
+    def wait(uuid, *extra):
+        return subprocess.run([sys.executable, "-m", "jobrunner", "wait", uuid, *db_args(pg_cluster),
+                               "--database", qdb.name, *extra], capture_output=True, text=True,
+                              timeout=120)
+
+    assert wait(uuids[ids[0]]).returncode == 3
+    assert wait(uuids[ids[1]]).returncode == 4
+    res = wait(uuids[ids[2]], "--timeout", "0.3", "--json")
+    assert res.returncode == 5 and json.loads(res.stdout)["state"] == "pending"
+    assert wait("no-such-uuid").returncode == 6
+    # a job run while we wait: the executor's "job ended" hint wakes the wait
+    executor = start_executor(pg_cluster)
+    procs.append(executor)
+    procs.append(start_runner(pg_cluster, [qdb.name], executor.port, "--channels", "root:1"))
+    res = wait(uuids[ids[3]], "--timeout", "60", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["state"] == "done" and json.loads(res.stdout)["result"] == "ok"
