@@ -213,7 +213,7 @@ def test_the_guide_on_three_runners(stock_db, pg_cluster, procs, tmp_path):
         [("done", 300)]
     alive_sql = literal_block("back to ``pending``)")
     assert [row[-1] for row in db.execute(alive_sql)] == [True] * 4
-    by_runner = db.execute(literal_block("jobs the stock runner ran)"))
+    by_runner = db.execute(literal_block("when the stock runner runs it)"))
     assert sum(n for _runner, n in by_runner) == 300 and len(by_runner) >= 2
     assert {r for r, _n in by_runner} <= {r[0] for r in db.execute(alive_sql)}
     assert "stock queue_job_notify trigger present" not in table
