@@ -3,7 +3,7 @@ from odoo import http
 
 from odoo.addons.queue_job.controllers.main import RunJobController
 
-from jobrunner import logs, queries, runjob
+from jobrunner import logs, queries, runjob, wait
 
 from .. import flag, series
 
@@ -32,16 +32,30 @@ class SkipLockedRunJobController(RunJobController):
         env = series.runjob_superuser_env(db)
         # the runner sends the token as a header (kept out of access logs)
         token = http.request.httprequest.headers.get(runjob.TOKEN_HEADER) or kw.get("token")
-        if self._skiplocked_job_exists(env, job_uuid) and not self._skiplocked_acquire(
-            env, job_uuid, token
-        ):
+        if not self._skiplocked_job_exists(env, job_uuid):
+            return stock_runjob()  # it does nothing and says so
+        if not self._skiplocked_acquire(env, job_uuid, token):
             return ""
         # The row is locked by this transaction and still enqueued: the stock
         # path re-selects it (same transaction, no wait) and goes on as it
         # defines it: started + lock row, perform (commit blocking and
-        # allow_commit from 18.0), done / retry / failure. An unknown uuid is
-        # the stock path's to answer (it does nothing and says so).
-        return stock_runjob()
+        # allow_commit from 18.0), done / retry / failure, each committed.
+        registry = env.registry
+        try:
+            return stock_runjob()
+        finally:
+            self._skiplocked_ended(registry, job_uuid)
+
+    def _skiplocked_ended(self, registry, job_uuid):
+        """The "job ended" hint for waiters (jobrunner.wait), after the
+        job's own commit and outside it: a cursor of its own, whose only
+        statement is the NOTIFY (the request's may be rolled back)."""
+        try:
+            with registry.cursor() as cr:
+                wait.notify_ended(cr, job_uuid)
+        except Exception as exc:  # a lost hint costs waiters latency, nothing else
+            _log.warning("ended-hint-not-sent", "job-ended hint not sent: %s", exc,
+                         uuid=job_uuid)
 
     def _skiplocked_job_exists(self, env, job_uuid):
         env.cr.execute("SELECT 1 FROM queue_job WHERE uuid = %s", (job_uuid,))

@@ -1,7 +1,8 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-from odoo import api, fields, models
+from odoo import _, api, fields, models
+from odoo.exceptions import AccessError, MissingError, UserError
 
-from jobrunner import claim, db, logs, schema
+from jobrunner import claim, db, logs, schema, wait
 
 from .. import flag, hints
 
@@ -40,6 +41,35 @@ class QueueJob(models.Model):
         if flag.is_on() and vals.get("state") == "pending":
             hints.after_commit(self.env.cr)
         return res
+
+    @api.model
+    def wait_job(self, uuid, timeout=30.0):
+        """Wait for job `uuid` to end, up to `timeout` seconds, and return
+        {uuid, state, result, exc_name, exc_message, date_done}: as soon as
+        it is done, failed or cancelled, else its state at the timeout.
+
+        For application code after the enqueuing transaction committed, e.g.
+        in a controller: enqueue, ``env.cr.commit()``, wait N seconds, answer
+        with the result or with the uuid to poll later. The wait runs on
+        connections of its own (shared by every wait of the process) and
+        holds no transaction; this request's cursor is untouched. A job of
+        the current, uncommitted transaction raises UserError (no one else
+        can see it: the wait would never end). Only a job the user may read
+        is waited for; another uuid is a MissingError, like an unknown one."""
+        try:
+            readable = self.search_count([("uuid", "=", uuid)])
+        except AccessError:  # no access to jobs at all: the same answer as unknown
+            readable = 0
+        if not readable:
+            # odoo._, not env._: 17.0 has no env._
+            raise MissingError(_("No job %s.", uuid))  # pylint: disable=prefer-env-translation
+        dbname = self.env.cr.dbname
+        outcome = wait.waiters(hints.conninfo(dbname), dbname).wait(uuid, timeout)
+        if outcome is None:
+            raise UserError(_(  # pylint: disable=prefer-env-translation
+                "Job %s is not committed yet: commit the transaction that enqueued it before "
+                "waiting for it (or answer with its uuid).", uuid))
+        return outcome.as_dict()
 
     @api.model
     def skiplocked_claim(self, limit, channels=("root",)):

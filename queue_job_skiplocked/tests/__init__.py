@@ -1,3 +1,4 @@
 from . import test_skiplocked
 from . import test_runjob
 from . import test_orm_claim
+from . import test_wait
