@@ -50,6 +50,8 @@ EXERCISED = {
     "queue-job-runner -c odoo.conf --channels root:1,root.export:1:sequential":
         "test_the_guide_on_three_runners (its sized runner)",
     "queue-job-runner status -c odoo.conf": "test_the_guide_on_three_runners",
+    "queue-job-runner wait UUID --timeout 60 --database DB":
+        "tests/processes/test_runner.py::test_queue_job_runner_wait_exit_codes",
     "queue-job-runner run -c /etc/odoo/odoo.conf --metrics-port 9187": "test_the_guide_on_three_runners",
     "queue-job-runner run -c /etc/odoo/odoo.conf --metrics-port 9187 --metrics-host 0.0.0.0":
         "test_the_guide_on_three_runners",
