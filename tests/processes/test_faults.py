@@ -236,7 +236,7 @@ def test_runner_never_logs_passwords(fdb, fault_cluster, procs):
         assert "password=" not in proc.output()
 
 
-LONG_JOB_SECONDS = float(os.environ.get("QJSL_LONG_JOB_SECONDS", "40"))  # 120 when run by hand
+LONG_JOB_SECONDS = float(os.environ.get("QJSL_LONG_JOB_SECONDS", "25"))  # 120 when run by hand
 
 
 def test_a_long_job_is_never_requeued_and_nothing_is_written_while_it_runs(fdb, fault_cluster, procs):
