@@ -152,8 +152,11 @@ def main(args):
             raise ConfigError(f"cannot connect to database {dbmod.describe(cfg.db, name)}: "
                               f"{first_line(exc)}") from None
         try:
+            # one snapshot for all its queries: totals and per-runner counts agree
+            conn.set_session(isolation_level="REPEATABLE READ", readonly=True, autocommit=False)
             with conn.cursor() as cr:
                 reports.append(collect(cr, name, string_limits))
+            conn.rollback()
         finally:
             conn.close()
     if getattr(args, "json", False):
