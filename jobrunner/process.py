@@ -86,4 +86,11 @@ def main(args):
             if runner.stopping:
                 return 0
             time.sleep(5)
-    return runner.run(databases)
+    try:
+        return runner.run(databases)
+    finally:
+        # stopped: a repeated SIGTERM (systemd, a supervisor, a second kill)
+        # must not kill the exit under way, where Python has put back the
+        # default handler; ignored handlers stay ignored through it
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
