@@ -50,3 +50,15 @@ def runjob_superuser_env(db=None):
         return request.env(user=SUPERUSER_ID)
     request.update_env(user=SUPERUSER_ID)
     return request.env
+
+
+# API keys on HTTP routes (Authorization: Bearer <key>) exist from 18.0
+BEARER_AUTH = MAJOR >= 18
+
+
+def serves_long_waits():
+    """May this process hold a request open (the gevent worker, or a
+    threaded server)? A prefork HTTP worker serves one request at a time."""
+    import odoo
+
+    return bool(getattr(odoo, "evented", False)) or not config.get("workers")
