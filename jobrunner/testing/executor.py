@@ -57,6 +57,14 @@ def job_sleep_ms(ms=0):
     return f"slept {ms} ms"
 
 
+def job_spin_ms(ms=0):
+    """Busy for `ms`, holding its process (no other request of it runs)."""
+    end = time.perf_counter() + float(ms) / 1000.0
+    while time.perf_counter() < end:
+        pass
+    return f"spun {ms} ms"
+
+
 def job_fail(message="designed to fail"):
     raise ValueError(message)
 
@@ -69,6 +77,7 @@ JOBS = {
     "noop": job_noop,
     "sleep": job_sleep,
     "sleep_ms": job_sleep_ms,
+    "spin_ms": job_spin_ms,
     "fail": job_fail,
     "retryable": job_retryable,
 }
