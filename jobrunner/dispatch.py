@@ -7,6 +7,7 @@ database, not the answer, decides what happened to the job."""
 
 import http.client
 import time
+from collections import Counter
 from base64 import b64encode
 from urllib.parse import urlencode
 
@@ -57,14 +58,14 @@ class Target:
     lasts, claims for this target's channels wait with a growing backoff;
     its first answer is logged once, with its cause."""
 
-    def __init__(self, stats, scheme, host, port, user=None, password=None, timeout=None):
-        self.stats = stats
+    def __init__(self, scheme, host, port, user=None, password=None, timeout=None):
         self.scheme, self.host, self.port, self.timeout = scheme, host, port, timeout
         self.name = f"{scheme}://{host}:{port}"  # never the credentials
         self.backoff = Backoff(0.1, 5.0)
         self.hold_until = 0.0
         self.streak = None  # the outcome that opened the current streak
         self.streak_count = 0
+        self.not_taken_counts = Counter()  # answer -> jobs handed back (/metrics)
         self._idle = []  # kept-alive connections
         self._auth = {}
         if user:
@@ -76,7 +77,7 @@ class Target:
 
     def not_taken(self, outcome, count, dbname, log, uuid):
         """`count` jobs sent here were handed back unstarted."""
-        self.stats[f"not_taken:{self.name}:{outcome}"] += count
+        self.not_taken_counts[outcome] += count
         delay = self.backoff.next()
         self.hold_until = time.monotonic() + delay
         if self.streak != outcome:  # a new streak, or a new kind of answer
@@ -133,17 +134,24 @@ class Dispatcher:
 
     def __init__(self, cfg, stats):
         self.stats = stats
-        self.target = Target(stats, cfg.scheme, cfg.host, cfg.port, cfg.http_auth_user,
+        self.target = Target(cfg.scheme, cfg.host, cfg.port, cfg.http_auth_user,
                              cfg.http_auth_password, cfg.http_timeout)
         self.by_channel = {}  # channel -> Target, most specific first
         for channel, ex in sorted(cfg.channel_executor_map.items(), key=lambda kv: -len(kv[0])):
             self.by_channel[channel] = Target(
-                stats, ex.scheme, ex.host, ex.port, ex.user or cfg.http_auth_user,
+                ex.scheme, ex.host, ex.port, ex.user or cfg.http_auth_user,
                 ex.password if ex.user else cfg.http_auth_password, cfg.http_timeout)
 
     @property
     def targets(self):
         return [self.target, *self.by_channel.values()]
+
+    def held_channels(self, channels, now):
+        """The channels (names) whose executor waits: none to look up when
+        every channel goes to the one executor (held: the loop sleeps)."""
+        if not self.by_channel:
+            return set()
+        return {name for name in channels if self.target_of(name).held(now)}
 
     def target_of(self, channel):
         """The target of a job's or a bucket's channel."""

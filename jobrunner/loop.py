@@ -215,8 +215,8 @@ class DatabaseLoop:
                 return 0, 0, None, None
             now = time.monotonic()
             # an executor in a not-taken streak: its channels wait, the others go on
-            planner.closed = {ch.name for ch in planner.tree.channels
-                              if self.runner.dispatcher.target_of(ch.name).held(now)}
+            planner.closed = self.runner.dispatcher.held_channels(
+                (ch.name for ch in planner.tree.channels), now)
             t0 = time.perf_counter()
             with self.session.connection() as conn:
                 result = claim.claim_round(conn, self.session.runner_id, planner, running, free,

@@ -59,12 +59,10 @@ def render(runner):
     wakeups = sorted((k[len("wakeup_"):], v) for k, v in stats.items() if k.startswith("wakeup_"))
     metric("queue_job_runner_wakeups_total", "counter", "loop wake-ups by cause (hint, timer, slot...)",
            [({"cause": cause}, v) for cause, v in wakeups])
-    # key: not_taken:<target>:<answer>; a target is scheme://host:port, the answer has no ":"
-    not_taken = sorted((k[len("not_taken:"):].rpartition(":"), v) for k, v in stats.items()
-                       if k.startswith("not_taken:"))
     metric("queue_job_runner_not_taken_total", "counter",
            "runjob answers that started no job, by executor and answer (http-404, refused, lost...)",
-           [({"target": target, "answer": answer}, v) for (target, _sep, answer), v in not_taken])
+           [({"target": t.name, "answer": answer}, n) for t in runner.dispatcher.targets
+            for answer, n in sorted(t.not_taken_counts.items())])
     inflight = {}
     for item in runner.slots.inflight.values():
         key = (item.db, item.job.channel or "root")
