@@ -150,11 +150,12 @@ class Database:
 
     def uninstall_addon(self):
         """What uninstalling the addon does: its uninstall_hook, then what
-        Odoo drops itself (the two fields' columns, the model's table)."""
+        Odoo drops itself (the two fields' columns, the models' tables)."""
         with self.conn.cursor() as cr:
             schema.uninstall(cr)
         self.execute("ALTER TABLE queue_job DROP COLUMN claimed_by CASCADE, "
-                     "DROP COLUMN claim_token CASCADE; DROP TABLE queue_job_runner CASCADE")
+                     "DROP COLUMN claim_token CASCADE; DROP TABLE queue_job_runner CASCADE; "
+                     "DROP TABLE queue_job_periodic CASCADE")
 
     @property
     def cli_args(self):

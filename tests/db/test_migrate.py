@@ -50,7 +50,8 @@ def test_migrate_is_idempotent_and_leaves_stock_schema_untouched(stock_db):
     added = {(t, c) for t, c, *_ in set(once["columns"]) - set(before["columns"])}
     assert {("queue_job", "claimed_by"), ("queue_job", "claim_token")} <= added
     assert {t for t, _ in added} <= {"queue_job", "queue_job_runner", "queue_job_skiplocked_channel",
-                                     "queue_job_skiplocked_version"}
+                                     "queue_job_skiplocked_version", "queue_job_periodic",
+                                     "queue_job_periodic_tick"}
     assert set(before["indexes"]) <= set(once["indexes"])
     with stock_db.conn.cursor() as cr:
         schema.check_ready(cr, stock_db.name)
