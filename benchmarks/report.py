@@ -72,13 +72,14 @@ def targets(sections):
     nc = sections.get("notify_cost")
     if nc:
         r = _median(nc.data["ratios"]["our_hint"])
-        rows.append(("enqueue TPS with our hint ≥ 0.95× no trigger (16 senders at their bound)",
-                     f"{r:.2f}×", r >= 0.95))
+        rows.append(("enqueue TPS with our hint ≥ 0.97× no trigger (16 enqueuing processes, "
+                     "default hint_window)", f"{r:.2f}×", r >= 0.97))
     la = sections.get("latency")
     if la:
         runs = la.data["ours, notify"]
         p50 = _median([sorted(r)[len(r) // 2] for r in runs])
-        rows.append(("idle pickup p50 ≤ 5 ms with notify", f"{p50:.1f} ms", p50 <= 5))
+        rows.append(("idle pickup p50 ≤ 5 ms with notify (same run, default hint_window)",
+                     f"{p50:.1f} ms", p50 <= 5))
     idl = sections.get("idle")
     if idl:
         q = _median([r[0] for r in idl.data["ours"]])

@@ -211,6 +211,20 @@ FLAG_VALUES = {"1": True, "true": True, "yes": True, "on": True,
                "0": False, "false": False, "no": False, "off": False}
 
 
+def odoo_setting(name, environ, qj_conf):
+    """A setting the addon reads in every Odoo process (command "odoo"):
+    ODOO_QUEUE_JOB_*, else the [queue_job] key, else its default, validated
+    as the runner validates its own."""
+    setting = BY_NAME[name]
+    cfg = Config()
+    for value, source in ((environ.get(setting.env_var), setting.env_var),
+                          (qj_conf.get(setting.conf_key), f"[queue_job] {setting.conf_key}")):
+        if value not in (None, ""):
+            cfg.sources[name] = source
+            return _number(cfg, setting, value) if setting.kind is not str else value
+    return setting.default
+
+
 def skip_locked_flag(environ, qj_conf):
     """The feature flag: ODOO_QUEUE_JOB_SKIP_LOCKED, else [queue_job] skip_locked.
 

@@ -13,6 +13,9 @@ import time
 
 from . import db as dbmod, logs, queries
 from .errors import first_line
+from .settings import BY_NAME
+
+WINDOW = BY_NAME["hint_window"].default
 
 CHANNEL = "queue_job_skiplocked"
 # runs inside Odoo, whose formatter knows no fields
@@ -22,13 +25,14 @@ _log = logs.Log(__name__, inline=True)
 class Hinter:
     """Call hint(dbname) after a commit that created or re-queued jobs.
 
-    A daemon thread sends at most one NOTIFY per database per `interval`
-    seconds, whatever the number of hints.
+    A daemon thread sends the first hint after a quiet `window` at once;
+    the hints that follow within the window coalesce into one NOTIFY per
+    database at its end: at most one per database per window.
     """
 
-    def __init__(self, conninfo, interval=0.01):
+    def __init__(self, conninfo, window=WINDOW):
         self.conninfo = conninfo
-        self.interval = interval
+        self.window = window
         self._pending = set()
         self._sending = set()  # taken by the loop, maybe not sent yet
         self._cond = threading.Condition()
@@ -59,7 +63,7 @@ class Hinter:
                 self._send(dbname)
             with self._cond:
                 self._sending = set()
-            time.sleep(self.interval)  # the coalescing window: rate bound
+            time.sleep(self.window)  # hints of this window wait for its end
 
     def flush(self):
         """Send the hints not sent yet, now, from the calling thread (one

@@ -1,5 +1,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-"""The feature flag, read once per process from Odoo's configuration.
+"""The feature flag and the addon's other settings, read once per process
+from Odoo's configuration.
 
 ODOO_QUEUE_JOB_SKIP_LOCKED, else ``[queue_job] skip_locked`` in odoo.conf;
 unset means off: stock queue_job. A bad value stops Odoo at start-up with one
@@ -24,15 +25,17 @@ def queue_job_config():
     return series.odoo_conf_section("queue_job")
 
 
-def _read():
+def _read(read):
     try:
-        return core_config.skip_locked_flag(os.environ, queue_job_config())
+        return read(os.environ, queue_job_config())
     except ConfigError as exc:
-        # SystemExit with one line: Odoo does not start on a bad flag value
+        # SystemExit with one line: Odoo does not start on a bad value
         raise SystemExit(f"queue_job_skiplocked: {exc}") from None
 
 
-SKIP_LOCKED = _read()
+SKIP_LOCKED = _read(core_config.skip_locked_flag)
+# jobrunner/settings.py's "odoo" settings
+HINT_WINDOW = _read(lambda environ, conf: core_config.odoo_setting("hint_window", environ, conf))
 
 
 def is_on():

@@ -2,14 +2,16 @@
 """Wake-up hints sent after the enqueuing transaction commits (flag on).
 
 One jobrunner.hint.Hinter per process: a NOTIFY from its own connection,
-coalesced to at most one per 10 ms per database, never on the commit path
-of the transaction that wrote the jobs."""
+coalesced to at most one per hint_window per database, never on the commit
+path of the transaction that wrote the jobs."""
 
 import threading
 
 from odoo.sql_db import connection_info_for
 
 from jobrunner.hint import Hinter
+
+from . import flag
 
 _hinters = {}
 _lock = threading.Lock()
@@ -18,7 +20,7 @@ _lock = threading.Lock()
 def _hinter(dbname):
     with _lock:
         if dbname not in _hinters:
-            _hinters[dbname] = Hinter(conninfo(dbname))
+            _hinters[dbname] = Hinter(conninfo(dbname), window=flag.HINT_WINDOW)
         return _hinters[dbname]
 
 

@@ -4,8 +4,12 @@ used by the addon in every Odoo process)."""
 import json
 import subprocess
 import sys
+import time
 
-from jobrunner import hint
+import pytest
+
+from jobrunner import config, hint
+from jobrunner.errors import ConfigError
 
 from jobrunner.testing.fixtures import wait_until
 
@@ -34,11 +38,41 @@ def test_a_process_that_exits_right_after_its_commit_still_hints(qdb):
     listener.close()
 
 
-def test_hints_are_coalesced(qdb):
+def test_the_first_hint_goes_at_once_the_next_ones_of_its_window_in_one(qdb):
     listener = _listener(qdb)
-    hinter = hint.Hinter(qdb.conninfo, interval=0.5)
-    for _ in range(200):
+    window = 1.5
+    hinter = hint.Hinter(qdb.conninfo, window=window)
+    for burst in range(2):
+        started = time.monotonic()
         hinter.hint(qdb.name)
-    wait_until(lambda: _notifications(listener), timeout=10, message="the first hint")
-    hinter.flush()
-    assert 1 <= hinter.sent <= 3  # 200 hints in well under the window: one or two NOTIFYs
+        got = wait_until(lambda: _notifications(listener), timeout=10, message="the first hint")
+        assert time.monotonic() - started < window / 2  # not held for the window
+        assert len(got) == 1
+        listener.notifies.clear()
+        for _ in range(200):  # commits after that one was sent, within its window
+            hinter.hint(qdb.name)
+        # one NOTIFY at the window's end for the 200, none lost
+        got = wait_until(lambda: _notifications(listener), timeout=window + 10,
+                         message="the window's one hint")
+        assert len(got) == 1 and time.monotonic() - started >= window
+        listener.notifies.clear()
+        # after that the window of the trailing hint passes quietly (nothing
+        # pending): the next burst starts at once again
+        wait_until(lambda: not hinter._sending and time.monotonic() - started > 2 * window + 0.1,
+                   timeout=3 * window + 10, message="a quiet window")
+    assert hinter.sent == 4
+    listener.close()
+
+
+def test_hint_window_setting():
+    assert config.odoo_setting("hint_window", {}, {}) == hint.WINDOW == 0.05
+    assert config.odoo_setting("hint_window", {"ODOO_QUEUE_JOB_HINT_WINDOW": "0.2"},
+                               {"hint_window": "1"}) == 0.2
+    assert config.odoo_setting("hint_window", {}, {"hint_window": "0"}) == 0.0
+    for env, conf, message in (
+            ({"ODOO_QUEUE_JOB_HINT_WINDOW": "fast"}, {},
+             "invalid ODOO_QUEUE_JOB_HINT_WINDOW value 'fast': expected a number"),
+            ({}, {"hint_window": "-1"}, "invalid [queue_job] hint_window value '-1': must be >= 0")):
+        with pytest.raises(ConfigError) as err:
+            config.odoo_setting("hint_window", env, conf)
+        assert str(err.value) == message

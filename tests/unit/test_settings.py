@@ -22,7 +22,7 @@ SAMPLES = {
     "db_host": "pg", "db_port": "6432", "db_user": "odoo", "db_password": "pw",
     "log_level": "DEBUG", "log_format": "json", "log_file": "/var/log/odoo/queue.log",
     "max_capacity": "4", "db_max_capacity": "prod_*:2,*:1",
-    "channel_executors": "root=https://odoo-long:8070",
+    "channel_executors": "root=https://odoo-long:8070", "hint_window": "0.2",
 }
 
 
@@ -36,6 +36,13 @@ def test_every_setting_has_a_sample_unlike_its_default():
 @pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: s.name)
 def test_each_setting_resolves_from_flag_env_and_queue_job_key_in_that_order(setting):
     flag_value = SAMPLES[setting.name]
+    if setting.command == "odoo":  # no flag: the addon reads env, then [queue_job]
+        assert setting not in for_command("run") and setting not in for_command("common")
+        assert config.odoo_setting(setting.name, {setting.env_var: flag_value},
+                                   {setting.conf_key: "9"}) == setting.kind(flag_value)
+        assert config.odoo_setting(setting.name, {}, {setting.conf_key: flag_value}) \
+            == setting.kind(flag_value) != setting.default
+        return
     from_flag = config.resolve({setting.name: flag_value}, {}, {}, {})
     from_env = config.resolve({}, {setting.env_var: flag_value}, {}, {})
     from_conf = config.resolve({}, {}, {setting.conf_key: flag_value}, {})
@@ -106,7 +113,7 @@ def _section(text, title):
 def test_readme_lists_every_setting_with_flag_and_variable():
     section = _section((ROOT / "README.rst").read_text(), "The ``queue-job-runner`` command")
     for s in SETTINGS:
-        assert f"``{s.flag}``" in section, s.flag
+        assert f"``{s.conf_key if s.command == 'odoo' else s.flag}``" in section, s.name
         assert re.search(rf"``{s.env_var}``", section), s.env_var
 
 
