@@ -130,24 +130,35 @@ class DatabaseGauges:
         return self.reading
 
 
+# the gauges of DatabaseGauges, each with a `db` label: name -> help
+DATABASE_GAUGES = {
+    "queue_job_runner_live_runners": "runners holding their liveness lock in this database",
+    "queue_job_runner_dead_runners": "registered runners whose liveness lock is free, awaiting recovery",
+    "queue_job_runner_dead_runner_claims": "jobs claimed by dead runners and not recovered yet",
+    "queue_job_runner_pending_jobs": "pending jobs per channel, future eta included",
+    "queue_job_runner_oldest_pending_seconds":
+        "age of the oldest due pending job per channel (since its eta, or its creation); 0: none due",
+}
+
+
 def database_gauges(runner, metric):
-    readings = [(loop.dbname, loop.gauges.read()) for loop in runner.loops]
-    readings = [(db, r) for db, r in readings if r is not None]
-    metric("queue_job_runner_live_runners", "gauge",
-           "runners holding their liveness lock in this database (every runner tells the same)",
-           [({"db": db}, sum(alive for alive, _n in runners)) for db, (runners, _p) in readings])
-    metric("queue_job_runner_dead_runners", "gauge",
-           "registered runners whose liveness lock is free, awaiting a live runner's recovery",
-           [({"db": db}, sum(not alive for alive, _n in runners)) for db, (runners, _p) in readings])
-    metric("queue_job_runner_dead_runner_claims", "gauge",
-           "jobs claimed by dead runners and not recovered yet",
-           [({"db": db}, sum(n for alive, n in runners if not alive)) for db, (runners, _p) in readings])
-    metric("queue_job_runner_pending_jobs", "gauge", "pending jobs per channel, future eta included",
-           [({"db": db, "channel": ch}, n) for db, (_r, pending) in readings for ch, n, _age in pending])
-    metric("queue_job_runner_oldest_pending_seconds", "gauge",
-           "age of the oldest due pending job per channel (since its eta, or its creation); 0: none due",
-           [({"db": db, "channel": ch}, float(age or 0)) for db, (_r, pending) in readings
-            for ch, _n, age in pending])
+    samples = {name: [] for name in DATABASE_GAUGES}
+    for loop in runner.loops:
+        reading = loop.gauges.read()
+        if reading is None:
+            continue
+        runners, pending = reading
+        db = {"db": loop.dbname}
+        samples["queue_job_runner_live_runners"].append((db, sum(alive for alive, _n in runners)))
+        samples["queue_job_runner_dead_runners"].append((db, sum(not alive for alive, _n in runners)))
+        samples["queue_job_runner_dead_runner_claims"].append(
+            (db, sum(n for alive, n in runners if not alive)))
+        for channel, count, age in pending:
+            samples["queue_job_runner_pending_jobs"].append(({**db, "channel": channel}, count))
+            samples["queue_job_runner_oldest_pending_seconds"].append(
+                ({**db, "channel": channel}, float(age or 0)))
+    for name, help_ in DATABASE_GAUGES.items():
+        metric(name, "gauge", help_ + " (every runner of it serves the same value)", samples[name])
 
 
 def _escape(value):
