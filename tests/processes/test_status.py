@@ -137,6 +137,9 @@ def test_healthz_is_503_while_the_database_cannot_be_reached(pg_cluster, procs):
     procs.append(runner)
     wait_until(lambda: http_get(port, "/healthz")[0] == 503, message="healthz 503")
     assert "not connected" in http_get(port, "/healthz")[1] or "no database loop" in http_get(port, "/healthz")[1]
+    # no database-wide gauge while not connected: nothing stale is served
+    assert {name for name, _labels in scrape(port)} & {f"queue_job_runner_{g}" for g in GAUGES} == set()
+    assert scrape(port)[("queue_job_runner_up", ())] == 0
 
 
 def test_status_warns_when_the_runners_of_one_odoo_exceed_its_workers(qdb, pg_cluster, procs):
