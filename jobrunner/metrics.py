@@ -115,7 +115,7 @@ class DatabaseGauges:
         if self.read_at is not None and time.monotonic() - self.read_at < READ_EVERY or self._single.locked():
             return self.reading
         with self._single:
-            self.reading = None
+            reading = None
             try:
                 with self.session.connection() as conn:
                     if conn is not None:  # not closed while we waited for it
@@ -123,10 +123,10 @@ class DatabaseGauges:
                             cr.execute(queries.get("status_runners"))
                             runners = [(r[8], r[9]) for r in cr.fetchall()]  # (alive, in flight)
                             cr.execute(queries.get("pending_gauges"))
-                            self.reading = runners, cr.fetchall()
+                            reading = runners, cr.fetchall()
             except (dbmod.OperationalError, dbmod.InterfaceError):
                 pass  # the loop sees the same failure and reconnects
-            self.read_at = time.monotonic()
+            self.reading, self.read_at = reading, time.monotonic()
         return self.reading
 
 
