@@ -33,8 +33,9 @@ setup(
     },
     install_requires=["psycopg2-binary>=2.8", "werkzeug>=2.0", "gevent>=22.10"],
     extras_require={
-        # requests: OCA's own runner, run unmodified by tests/processes/test_guide.py
-        "test": ["pytest>=7", "pytest-postgresql>=6", "pytest-timeout", "pylint-odoo", "requests"],
+        # requests: OCA's own runner, run unmodified by tests/processes/test_guide.py;
+        # pyyaml: the alert rules of deploy/prometheus, read by the deploy tests
+        "test": ["pytest>=7", "pytest-postgresql>=6", "pytest-timeout", "pylint-odoo", "requests", "pyyaml"],
         # benchmarks only: PNG plots of benchmarks/RESULTS.md; OCA's runner
         # (downloaded by the benchmark itself) needs requests
         "bench": ["matplotlib", "requests"],

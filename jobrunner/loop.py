@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import gevent.event
 import gevent.lock
 
-from . import claim, config, db as dbmod, limits as limits_mod
+from . import claim, config, db as dbmod, limits as limits_mod, metrics
 from .backoff import Backoff
 from .errors import ConfigError, ConnectionLost, first_line
 from .plan import ClaimPlanner
@@ -67,6 +67,7 @@ class DatabaseLoop:
         self.wake_cause = None
         self.session = Session(self.cfg, dbname, on_hint=lambda: self.poke("hint"),
                                on_lost=self._control_lost, on_reload=self._reload)
+        self.gauges = metrics.DatabaseGauges(self.session)  # read by /metrics
         self.control_lost = None
         self.fatal = None  # the ConfigError that ended this loop
         self.string_limits = limits_mod.from_tree(self.cfg.channel_tree)

@@ -5,9 +5,10 @@ answered recently, 503 otherwise; /metrics is Prometheus text format."""
 import logging
 import time
 
+import gevent.lock
 from werkzeug.wrappers import Request, Response
 
-from . import logs
+from . import db as dbmod, logs, queries
 
 _logger = logging.getLogger("jobrunner.metrics")  # the HTTP server's own errors
 _log = logs.Log("jobrunner.metrics")
@@ -40,6 +41,8 @@ COUNTERS = {
     "finished_failed": ("queue_job_runner_failed_total", "claimed jobs seen failed"),
     "released": ("queue_job_runner_released_total", "claims handed back to pending unstarted"),
     "recovered": ("queue_job_runner_requeued_total", "jobs of dead runners or executions requeued"),
+    "dead_executions": ("queue_job_runner_dead_executions_total",
+                        "started jobs whose execution died (Odoo worker killed or gone) requeued or failed"),
     "reconnects": ("queue_job_runner_db_reconnects_total", "database reconnections"),
 }
 
@@ -82,8 +85,80 @@ def render(runner):
     lines.append(f'{name}_bucket{{le="+Inf"}} {hist.total}')
     lines.append(f"{name}_sum {hist.sum}")
     lines.append(f"{name}_count {hist.total}")
+    database_gauges(runner, metric)
     metric("queue_job_runner_up", "gauge", "1 when /healthz would answer 200", [({}, int(healthy(runner)[0]))])
     return "\n".join(lines) + "\n"
+
+
+READ_EVERY = 5.0  # seconds: a scrape within this of the last reading gets that reading
+
+
+class DatabaseGauges:
+    """One database's state, the same for every runner serving it: alert on
+    max by (db), never sum. Read when /metrics is scraped, at most once per
+    READ_EVERY whatever the number of scrapers, in two statements on the
+    loop's connection: the registry with its liveness locks (status_runners,
+    as `status`) and pending jobs per channel (pending_gauges: the pending
+    partial index, never the done/failed history). No scrape, no query."""
+
+    def __init__(self, session):
+        self.session = session
+        self.reading = None  # (runners, pending rows)
+        self.read_at = None
+        self._single = gevent.lock.Semaphore()  # one reading at a time; others get the last
+
+    def read(self):
+        """The last reading, renewed when older than READ_EVERY; None while
+        disconnected (a stale reading would tell of runners long gone)."""
+        if self.session.conn is None:
+            return None
+        if self.read_at is not None and time.monotonic() - self.read_at < READ_EVERY or self._single.locked():
+            return self.reading
+        with self._single:
+            reading = None
+            try:
+                with self.session.connection() as conn:
+                    if conn is not None:  # not closed while we waited for it
+                        with conn.cursor() as cr:
+                            cr.execute(queries.get("status_runners"))
+                            runners = [(r[8], r[9]) for r in cr.fetchall()]  # (alive, in flight)
+                            cr.execute(queries.get("pending_gauges"))
+                            reading = runners, cr.fetchall()
+            except (dbmod.OperationalError, dbmod.InterfaceError):
+                pass  # the loop sees the same failure and reconnects
+            self.reading, self.read_at = reading, time.monotonic()
+        return self.reading
+
+
+# the gauges of DatabaseGauges, each with a `db` label: name -> help
+DATABASE_GAUGES = {
+    "queue_job_runner_live_runners": "runners holding their liveness lock in this database",
+    "queue_job_runner_dead_runners": "registered runners whose liveness lock is free, awaiting recovery",
+    "queue_job_runner_dead_runner_claims": "jobs claimed by dead runners and not recovered yet",
+    "queue_job_runner_pending_jobs": "pending jobs per channel, future eta included",
+    "queue_job_runner_oldest_pending_seconds":
+        "age of the oldest due pending job per channel (since its eta, or its creation); 0: none due",
+}
+
+
+def database_gauges(runner, metric):
+    samples = {name: [] for name in DATABASE_GAUGES}
+    for loop in runner.loops:
+        reading = loop.gauges.read()
+        if reading is None:
+            continue
+        runners, pending = reading
+        db = {"db": loop.dbname}
+        samples["queue_job_runner_live_runners"].append((db, sum(alive for alive, _n in runners)))
+        samples["queue_job_runner_dead_runners"].append((db, sum(not alive for alive, _n in runners)))
+        samples["queue_job_runner_dead_runner_claims"].append(
+            (db, sum(n for alive, n in runners if not alive)))
+        for channel, count, age in pending:
+            samples["queue_job_runner_pending_jobs"].append(({**db, "channel": channel}, count))
+            samples["queue_job_runner_oldest_pending_seconds"].append(
+                ({**db, "channel": channel}, float(age or 0)))
+    for name, help_ in DATABASE_GAUGES.items():
+        metric(name, "gauge", help_ + " (every runner of it serves the same value)", samples[name])
 
 
 def _escape(value):

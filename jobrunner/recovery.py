@@ -8,6 +8,9 @@ import gevent.event
 
 from . import claim, db as dbmod
 
+# the reasons query `recover` gives for a started job whose execution died
+DEAD_EXECUTION = ("dead execution", "dead execution, failed as JobFoundDead")
+
 
 class Recovery:
     def __init__(self, session, interval, stats, on_requeued):
@@ -43,13 +46,15 @@ class Recovery:
         with self.session.cursor() as cr:
             rows = claim.recover(cr, self.session.runner_id)
         log = self.session.log
-        requeued = 0
+        requeued = dead = 0
         for job_id, uuid, why in rows:
             if why == "forgotten runner":
                 log.warning("dead-runner-removed", "dead runner %s removed from the registry", job_id)
             else:
                 requeued += 1
+                dead += why in DEAD_EXECUTION
                 log.warning("job-requeued", "job re-queued (%s)", why, uuid=uuid)
         self.stats["recovered"] += requeued
+        self.stats["dead_executions"] += dead
         if requeued:
             self.on_requeued()

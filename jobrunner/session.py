@@ -57,7 +57,8 @@ class Session:
         """`conn`, one user at a time (a claim round, a recovery pass)."""
         with self._busy:
             yield self.conn
-        self.last_ok = time.monotonic()
+        if self.conn is not None:  # a scrape may find it closed (metrics.DatabaseGauges)
+            self.last_ok = time.monotonic()
 
     @contextlib.contextmanager
     def cursor(self):

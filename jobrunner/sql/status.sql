@@ -24,3 +24,15 @@ SELECT r.id, r.host, r.pid, r.started_at, r.version, r.channels, r.executor, r.e
 FROM queue_job_runner r
 ORDER BY r.id;
 
+
+-- name: pending_gauges
+-- /metrics: pending jobs per channel (named as status_channels names them)
+-- and the age of the oldest due one, waiting since its eta or its creation.
+-- Only pending rows: the done/failed history is never read.
+SELECT COALESCE(NULLIF(channel, ''), 'root') AS channel, count(*),
+       EXTRACT(EPOCH FROM (now() AT TIME ZONE 'utc') - min(GREATEST(date_created, eta))
+               FILTER (WHERE eta IS NULL OR eta <= (now() AT TIME ZONE 'utc')))
+FROM queue_job
+WHERE state = 'pending'
+GROUP BY 1
+ORDER BY 1;

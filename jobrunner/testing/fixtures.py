@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import os
 import pathlib
+import re
 import signal
 import socket
 import subprocess
@@ -218,6 +219,23 @@ def http_get(port, path, timeout=10):
         return exc.code, exc.read().decode()
     except OSError:
         return None, ""
+
+
+_SAMPLE = re.compile(r'^(\w+)(?:\{(.*)\})? (\S+)$')
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def scrape(port):
+    """A runner's /metrics samples: {(name, sorted (label, value) pairs): value}."""
+    status, body = http_get(port, "/metrics")
+    assert status == 200, (status, body)
+    samples = {}
+    for line in body.splitlines():
+        match = _SAMPLE.match(line)
+        if match and not line.startswith("#"):
+            name, labels, value = match.groups()
+            samples[(name, tuple(sorted(_LABEL.findall(labels or ""))))] = float(value)
+    return samples
 
 
 # -- claims from several OS processes -----------------------------------------

@@ -15,7 +15,7 @@ import pytest
 
 from jobrunner.testing.pgcluster import Cluster, free_port
 
-from jobrunner.testing.fixtures import (build_db, start_executor, start_runner, stuck_runner,
+from jobrunner.testing.fixtures import (build_db, scrape, start_executor, start_runner, stuck_runner,
                                        wait_until)
 from .netproxy import CutProxy
 
@@ -68,7 +68,9 @@ def test_killed_runner_claims_run_elsewhere_within_15s(fdb, fault_cluster, procs
     with stuck_runner(fault_cluster, fdb, procs, 50) as stuck:
         executor = start_executor(fault_cluster)
         procs.append(executor)
-        procs.append(start_runner(fault_cluster, [fdb.name], executor.port, "--channels", "root:8"))
+        port = free_port()
+        procs.append(start_runner(fault_cluster, [fdb.name], executor.port, "--channels", "root:8",
+                                  "--metrics-port", str(port)))
         wait_until(lambda: live_runners(fdb) == 2)
         assert fdb.states() == {"enqueued": 50}  # a live runner's claims are left alone
         stuck.kill()
@@ -77,13 +79,18 @@ def test_killed_runner_claims_run_elsewhere_within_15s(fdb, fault_cluster, procs
         assert time.monotonic() - t0 < 15
         runs = executions_by_job(fdb)
         assert len(runs) == 50 and all(len(r) == 1 for r in runs.values())
+        # requeued by the survivor, and none counted as a killed execution (none had started)
+        wait_until(lambda: scrape(port)[("queue_job_runner_requeued_total", ())] == 50,
+                   message="50 requeued in /metrics")
+        assert scrape(port)[("queue_job_runner_dead_executions_total", ())] == 0
 
 
 def test_killed_executor_job_is_requeued_then_done_or_found_dead(fdb, fault_cluster, procs):
     executor = start_executor(fault_cluster)
     procs.append(executor)
+    port = free_port()
     runner = start_runner(fault_cluster, [fdb.name], executor.port, "--channels", "root:4",
-                          "--recovery-interval", "1")
+                          "--recovery-interval", "1", "--metrics-port", str(port))
     procs.append(runner)
     wait_until(lambda: live_runners(fdb) == 1)
     [again] = fdb.insert_jobs(1, method_name="sleep", args="[3]", max_retries=3)
@@ -99,6 +106,9 @@ def test_killed_executor_job_is_requeued_then_done_or_found_dead(fdb, fault_clus
                            for line in runner.output().splitlines()),
                timeout=30, message="the requeue of the other")
     assert fdb.scalar("SELECT retry FROM queue_job WHERE id = %s", (again,)) == 1  # retry+1
+    # both counted as killed executions (the /metrics "killed jobs" of deploy/)
+    wait_until(lambda: scrape(port)[("queue_job_runner_dead_executions_total", ())] == 2,
+               message="2 killed executions in /metrics")
     executor = start_executor(fault_cluster, port=executor.port)  # back on its port
     procs.append(executor)
     wait_until(lambda: fdb.scalar("SELECT state FROM queue_job WHERE id = %s", (again,)) == "done",

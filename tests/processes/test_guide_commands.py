@@ -1,9 +1,9 @@
 """The migration guide's commands and examples, run as the guide shows them.
 
-Blocks and commands are read from migration_guide/README.rst itself, so a
-change there is a change here: the odoo.conf of the embedded runner, the
-systemd unit's ExecStart, the Kubernetes container's command and
-environment, `queue-job-runner migrate`, `-c odoo.conf` runners, `status`
+Blocks and commands are read from migration_guide/README.rst itself (and
+the deploy/ files it links to), so a change there is a change here: the
+odoo.conf of the embedded runner, the systemd unit's ExecStart, the
+Kubernetes container's command and environment, `queue-job-runner migrate`, `-c odoo.conf` runners, `status`
 (table and --json), the SQL checks, /healthz and /metrics. Only what must
 differ on a test machine is substituted: paths, ports, the Odoo host (the
 reference executor here), 0.0.0.0 (loopback only in tests).
@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 import jobrunner
 from jobrunner import config, schema
@@ -33,6 +34,9 @@ from jobrunner.testing.fixtures import (Proc, http_get, registered_runners, star
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "migration_guide" / "README.rst"
+# the guide's deployment examples, files of deploy/ it links to
+SYSTEMD_UNIT = ROOT / "deploy" / "systemd" / "queue-job-runner.service"
+K8S_DEPLOYMENT = ROOT / "deploy" / "kubernetes" / "queue-job-runner.yaml"
 # the installed console script, as an operator runs it
 RUNNER = str(Path(sys.executable).parent / "queue-job-runner")
 if not os.path.exists(RUNNER):
@@ -99,21 +103,20 @@ def guide_commands():
     inline = re.findall(r"``([^`]+)``", text.replace("\n   ", " ").replace("\n", " "))
     block_lines = [line.strip() for line in text.splitlines() if line.startswith("    ")]
     found = {c for c in inline + block_lines if COMMAND.match(c)}
-    unit = literal_block("systemd (``/etc/systemd/system/queue-job-runner.service``)")
-    [exec_start] = re.findall(r"^ExecStart=(.*)$", unit, re.MULTILINE)
+    [exec_start] = re.findall(r"^ExecStart=(.*)$", SYSTEMD_UNIT.read_text(), re.MULTILINE)
     found.add(" ".join(["queue-job-runner", *shlex.split(exec_start)[1:]]))
     found.add(" ".join(_k8s()["command"]))
     return {" ".join(c.split()) for c in found}
 
 
 def _k8s():
-    block = literal_block("Kubernetes (N replicas, no leader)")
-    command = json.loads(re.search(r"command: (\[.*?\])", block, re.DOTALL).group(1))
-    env = dict(re.findall(r"- \{name: (\w+), value: \"([^\"]*)\"\}", block))
-    grace = int(re.search(r"terminationGracePeriodSeconds: (\d+)", block).group(1))
-    port = int(re.search(r"containerPort: (\d+), name: metrics", block).group(1))
-    probe = re.search(r"readinessProbe: \{httpGet: \{path: (\S+), port: metrics\}", block).group(1)
-    return {"command": command, "env": env, "grace": grace, "port": port, "probe": probe}
+    pod = yaml.safe_load(K8S_DEPLOYMENT.read_text())["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    [port] = [p["containerPort"] for p in container["ports"] if p["name"] == "metrics"]
+    probe = container["readinessProbe"]["httpGet"]
+    assert probe["port"] == "metrics" and container["livenessProbe"]["httpGet"] == probe
+    return {"command": container["command"], "env": {e["name"]: e["value"] for e in container["env"]},
+            "grace": pod["terminationGracePeriodSeconds"], "port": port, "probe": probe["path"]}
 
 
 def test_every_command_of_the_guide_is_exercised():
@@ -170,7 +173,7 @@ def test_the_guide_on_three_runners(stock_db, pg_cluster, procs, tmp_path):
 
     # Four runners: the systemd unit's, the Kubernetes container's, a plain
     # one, one with a capacity of its own (the guide's sizing)
-    unit = literal_block("systemd (``/etc/systemd/system/queue-job-runner.service``)")
+    unit = SYSTEMD_UNIT.read_text()
     [exec_start] = re.findall(r"^ExecStart=(.*)$", unit, re.MULTILINE)
     stop_timeout = int(re.search(r"^TimeoutStopSec=(\d+)$", unit, re.MULTILINE).group(1))
     assert stop_timeout > config.Config.grace  # SIGTERM's wait fits in the unit's
@@ -313,12 +316,13 @@ def test_the_guide_install_commands(stock_db, pg_cluster, tmp_path):
     installed_copy_works()
 
 
-@pytest.mark.parametrize("name", ["README.rst", "troubleshooting.rst", "bad_input.rst"])
+@pytest.mark.parametrize("name", ["README.rst", "migration_guide/README.rst",
+                                  "migration_guide/troubleshooting.rst", "migration_guide/bad_input.rst"])
 def test_guide_links_resolve(name):
-    """Files the guide and the README point to exist."""
-    text = (ROOT / "migration_guide" / name).read_text()
-    for target in re.findall(r"<([\w./-]+\.(?:rst|md|py))>`_", text):
-        assert (GUIDE.parent / target).exists() or (ROOT / target).exists(), target
+    """Files and folders the guide and the README point to exist."""
+    path = ROOT / name
+    for target in re.findall(r"<([\w./-]+)>`_", path.read_text()):
+        assert (path.parent / target).exists(), target
 
 
 def test_the_guide_stop_command(tmp_path):

@@ -3,11 +3,12 @@ against the table alone)."""
 
 import json
 import re
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from jobrunner.testing.pgcluster import free_port
 
-from jobrunner.testing.fixtures import (http_get, registered_runners, start_executor,
+from jobrunner.testing.fixtures import (http_get, registered_runners, scrape, start_executor,
                                        start_runner, status, stuck_runner, wait_until)
 
 GUIDE = Path(__file__).resolve().parents[2] / "migration_guide" / "README.rst"
@@ -42,6 +43,56 @@ def test_status_agrees_with_the_table_live_and_dead_runners(qdb, pg_cluster, pro
         text = status(pg_cluster, qdb)
         assert "root.a" in text and "root.b" in text
         assert f"pid {stuck.pid}: 5 job(s) wait for recovery" in text
+
+
+GAUGES = ("live_runners", "dead_runners", "dead_runner_claims", "pending_jobs", "oldest_pending_seconds")
+
+
+def _gauges(port, db):
+    """db's database-wide gauges in one runner's /metrics, {(gauge, channel): value}."""
+    out = {}
+    for (name, labels), value in scrape(port).items():
+        labels, gauge = dict(labels), name.removeprefix("queue_job_runner_")
+        if gauge in GAUGES and labels.get("db") == db:
+            out[gauge, labels.get("channel")] = value
+    return out
+
+
+def test_database_gauges_agree_with_status_on_every_runner(qdb, pg_cluster, procs):
+    """Every runner tells the same database-wide gauges (alerts take the max
+    by db, deploy/prometheus); a dead runner's claims show until recovered."""
+    stuck_port, other_port = free_port(), free_port()
+    with stuck_runner(pg_cluster, qdb, procs, 5, "--metrics-port", str(stuck_port)) as stuck:
+        # its capacity is full: these stay pending, one due for 10 min, one due in an hour
+        now = datetime.utcnow()
+        qdb.insert_jobs(3, channel="root.late", date_created=now - timedelta(minutes=10))
+        qdb.insert_jobs(1, channel="root.later", eta=now + timedelta(hours=1))
+
+        def steady(port):  # all but the age that grows
+            gauges = _gauges(port, qdb.name)
+            return gauges, gauges.pop(("oldest_pending_seconds", "root.late"), None)
+
+        want = {("live_runners", None): 1, ("dead_runners", None): 0, ("dead_runner_claims", None): 0,
+                ("pending_jobs", "root.late"): 3, ("pending_jobs", "root.later"): 1,
+                ("oldest_pending_seconds", "root.later"): 0}
+        wait_until(lambda: steady(stuck_port)[0] == want, message="the stuck runner's gauges")
+        age = steady(stuck_port)[1]
+        [late] = [c for c in json.loads(status(pg_cluster, qdb, "--json"))[0]["channels"]
+                  if c["channel"] == "root.late"]
+        assert 600 <= age <= late["oldest_pending_s"]  # status read after, by its own query
+
+        # another runner, which claims nothing and recovers every 600 s only
+        other = start_runner(pg_cluster, [qdb.name], free_port(), "--channels", "root:0",
+                             "--recovery-interval", "600", "--metrics-port", str(other_port))
+        procs.append(other)
+        want["live_runners", None] = 2
+        for port in (stuck_port, other_port):
+            wait_until(lambda: steady(port)[0] == want, message=f"two live runners in {port}'s gauges")
+        stuck.kill()
+        want.update({("live_runners", None): 1, ("dead_runners", None): 1, ("dead_runner_claims", None): 5})
+        wait_until(lambda: steady(other_port)[0] == want, message="the dead runner's claims in the gauges")
+        report = json.loads(status(pg_cluster, qdb, "--json"))[0]
+        assert [r["in_flight"] for r in report["dead_runners"]] == [5]
 
 
 def _sample(text, name):
@@ -86,6 +137,9 @@ def test_healthz_is_503_while_the_database_cannot_be_reached(pg_cluster, procs):
     procs.append(runner)
     wait_until(lambda: http_get(port, "/healthz")[0] == 503, message="healthz 503")
     assert "not connected" in http_get(port, "/healthz")[1] or "no database loop" in http_get(port, "/healthz")[1]
+    # no database-wide gauge while not connected: nothing stale is served
+    assert {name for name, _labels in scrape(port)} & {f"queue_job_runner_{g}" for g in GAUGES} == set()
+    assert scrape(port)[("queue_job_runner_up", ())] == 0
 
 
 def test_status_warns_when_the_runners_of_one_odoo_exceed_its_workers(qdb, pg_cluster, procs):
