@@ -74,21 +74,34 @@ class Hinter:
             self._send(dbname)
 
     def _send(self, dbname):
+        try:
+            self.send_now(dbname, notify)
+            self.sent += 1
+        except Exception as exc:  # a lost hint is only latency: polling covers it
+            _log.warning("hint-not-sent", "wake-up hint not sent: %s",
+                         first_line(exc), db=dbname)
+
+    def send_now(self, dbname, statement):
+        """Run statement(cr) now, from the calling thread, on this process's
+        autocommit hint connection to dbname (e.g. the runjob controller's
+        job-ended NOTIFY: one statement, no Odoo cursor). A kept connection
+        the server closed meanwhile is replaced once; an error is raised."""
         with self._send_lock:
-            try:
+            for attempt in (0, 1):
                 conn = self._conns.get(dbname)
-                if conn is None or conn.closed:
+                reused = conn is not None and not conn.closed
+                if not reused:
                     conn = self._conns[dbname] = dbmod.connect(
                         self.conninfo, dbname, application_name="queue-job-hint")
-                with conn.cursor() as cr:
-                    notify(cr)
-                self.sent += 1
-            except Exception as exc:  # a lost hint is only latency: polling covers it
-                _log.warning("hint-not-sent", "wake-up hint not sent: %s",
-                             first_line(exc), db=dbname)
-                conn = self._conns.pop(dbname, None)
-                if conn is not None:
+                try:
+                    with conn.cursor() as cr:
+                        statement(cr)
+                    return
+                except Exception:
+                    self._conns.pop(dbname, None)
                     conn.close()
+                    if not (reused and attempt == 0):
+                        raise
 
 
 def notify(cr):

@@ -33,6 +33,11 @@ def after_commit(cr):
     cr.postcommit.add(lambda: _hinter(dbname).hint(dbname))
 
 
+def send_now(dbname, statement):
+    """statement(cr) now, on this process's hint connection (autocommit)."""
+    _hinter(dbname).send_now(dbname, statement)
+
+
 def conninfo(dbname):
     """libpq parameters Odoo itself uses for dbname (never logged)."""
     _db, info = connection_info_for(dbname)

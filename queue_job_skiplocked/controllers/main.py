@@ -5,7 +5,7 @@ from odoo.addons.queue_job.controllers.main import RunJobController
 
 from jobrunner import logs, queries, runjob, wait
 
-from .. import flag, series
+from .. import flag, hints, series
 
 _log = logs.Log(__name__, inline=True)
 
@@ -32,10 +32,12 @@ class SkipLockedRunJobController(RunJobController):
         env = series.runjob_superuser_env(db)
         # the runner sends the token as a header (kept out of access logs)
         token = http.request.httprequest.headers.get(runjob.TOKEN_HEADER) or kw.get("token")
-        if not self._skiplocked_job_exists(env, job_uuid):
-            return stock_runjob()  # it does nothing and says so
-        if not self._skiplocked_acquire(env, job_uuid, token):
-            return ""
+        # the fast path is one statement: lock it; the rest only if that fails
+        if self._skiplocked_try_lock(env.cr, job_uuid, token) is None:
+            if not self._skiplocked_job_exists(env, job_uuid):
+                return stock_runjob()  # it does nothing and says so
+            if not self._skiplocked_acquire(env, job_uuid, token):
+                return ""
         # The row is locked by this transaction and still enqueued: the stock
         # path re-selects it (same transaction, no wait) and goes on as it
         # defines it: started + lock row, perform (commit blocking and
@@ -48,11 +50,11 @@ class SkipLockedRunJobController(RunJobController):
 
     def _skiplocked_ended(self, registry, job_uuid):
         """The "job ended" hint for waiters (jobrunner.wait), after the
-        job's own commit and outside it: a cursor of its own, whose only
-        statement is the NOTIFY (the request's may be rolled back)."""
+        job's own commit and outside it: one autocommit statement on this
+        process's hint connection (no Odoo cursor: no BEGIN, COMMIT and
+        DISCARD ALL per job; the request's may be rolled back)."""
         try:
-            with registry.cursor() as cr:
-                wait.notify_ended(cr, job_uuid)
+            hints.send_now(registry.db_name, lambda cr: wait.notify_ended(cr, job_uuid))
         except Exception as exc:  # a lost hint costs waiters latency, nothing else
             _log.warning("ended-hint-not-sent", "job-ended hint not sent: %s", exc,
                          uuid=job_uuid)
@@ -61,14 +63,19 @@ class SkipLockedRunJobController(RunJobController):
         env.cr.execute("SELECT 1 FROM queue_job WHERE uuid = %s", (job_uuid,))
         return env.cr.fetchone() is not None
 
+    @staticmethod
+    def _skiplocked_try_lock(cr, job_uuid, token):
+        # a fresh transaction: its snapshot is taken by the statement below,
+        # so REPEATABLE READ sees the claim that sent us here (no statement
+        # sent when none ran yet on the request's cursor)
+        cr.rollback()
+        cr.execute(queries.get("runjob_lock"), {"uuid": job_uuid, "token": token})
+        return cr.fetchone()
+
     def _skiplocked_acquire(self, env, job_uuid, token):
         """Lock the job if it is enqueued with this token; never wait."""
 
         def try_lock(cr):
-            # a fresh transaction: its snapshot is taken by the statement
-            # below, so REPEATABLE READ sees the claim that sent us here
-            cr.rollback()
-            cr.execute(queries.get("runjob_lock"), {"uuid": job_uuid, "token": token})
-            return cr.fetchone()
+            return self._skiplocked_try_lock(cr, job_uuid, token)
 
         return runjob.acquire(env.cr, job_uuid, token, try_lock, _log, db=env.cr.dbname) is not None

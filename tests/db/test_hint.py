@@ -76,3 +76,34 @@ def test_hint_window_setting():
         with pytest.raises(ConfigError) as err:
             config.odoo_setting("hint_window", env, conf)
         assert str(err.value) == message
+
+
+def test_send_now_reuses_the_hint_connection_and_replaces_one_the_server_closed(qdb):
+    # the runjob controller's job-ended NOTIFY: one statement per job on the
+    # process's hint connection, not an Odoo cursor (BEGIN, COMMIT, DISCARD ALL)
+    listener = qdb.connect()
+    with listener.cursor() as cr:
+        cr.execute("LISTEN queue_job_skiplocked_ended")
+    hinter = hint.Hinter(qdb.conninfo)
+    pids = []
+
+    def ended(uuid):
+        def statement(cr):
+            cr.execute("SELECT pg_backend_pid()")
+            pids.append(cr.fetchone()[0])
+            cr.execute("SELECT pg_notify('queue_job_skiplocked_ended', %s)", (uuid,))
+        return statement
+
+    hinter.send_now(qdb.name, ended("u1"))
+    hinter.send_now(qdb.name, ended("u2"))
+    assert pids[0] == pids[1]  # the same connection, kept
+    qdb.execute("SELECT pg_terminate_backend(%s)", (pids[0],))
+    hinter.send_now(qdb.name, ended("u3"))  # replaced once, not lost
+    assert pids[2] != pids[0]
+
+    def payloads():
+        listener.poll()
+        return [n.payload for n in listener.notifies]
+    wait_until(lambda: len(payloads()) >= 3, timeout=10, message="three ended hints")
+    assert payloads() == ["u1", "u2", "u3"]
+    listener.close()
