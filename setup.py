@@ -23,13 +23,14 @@ setup(
         "odoo.addons.queue_job_skiplocked",
         "odoo.addons.queue_job_skiplocked.models",
         "odoo.addons.queue_job_skiplocked.controllers",
+        "odoo.addons.queue_job_skiplocked.wizards",
         "odoo.addons.queue_job_skiplocked.tests",
     ],
     package_dir={"odoo.addons.queue_job_skiplocked": "queue_job_skiplocked"},
     package_data={
         "jobrunner": ["sql/*.sql", "sql/stock/*.sql", "sql/migrations/*.sql", "sql/migrations/README"],
         "jobrunner.testing": ["*.sql", "stock/*.sql", "oca_standin/*"],
-        "odoo.addons.queue_job_skiplocked": ["readme/*", "security/*"],
+        "odoo.addons.queue_job_skiplocked": ["readme/*", "security/*", "views/*", "wizards/*.xml"],
     },
     install_requires=["psycopg2-binary>=2.8", "werkzeug>=2.0", "gevent>=22.10"],
     extras_require={

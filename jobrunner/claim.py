@@ -160,9 +160,21 @@ def states(cr, ids):
     return {r[0]: r[1:] for r in cr.fetchall()}
 
 
-def recover(cr, me):
+def recover(cr, me, only=None):
     """One recovery pass (query `recover`) on behalf of runner `me` (0: no
     runner): dead runners' claims back to pending, dead executions
-    requeued. Returns (job id or runner id, uuid, why) rows."""
-    cr.execute(queries.get("recover"), {"me": me, "grace": DEAD_JOB_GRACE})
+    requeued. Returns (job id or runner id, uuid, why) rows. `only`: see
+    hand_back."""
+    cr.execute(queries.get("recover"), {"me": me, "grace": DEAD_JOB_GRACE, "only": only})
     return cr.fetchall()
+
+
+def hand_back(cr, runner_id):
+    """The recovery pass for one runner, now (the Odoo Runners view's
+    button): if it is dead, its unstarted claims go back to pending and its
+    registry row goes; nothing else is touched. Returns the ids of the jobs
+    handed back, or None if the runner is alive (or no longer registered)."""
+    rows = recover(cr, 0, only=runner_id)
+    if not any(why == "forgotten runner" for _id, _uuid, why in rows):
+        return None
+    return [job_id for job_id, _uuid, why in rows if why == "dead runner"]

@@ -23,19 +23,13 @@ def collect(cr, dbname, string_limits=None):
         ch["states"][state] = count
         if oldest is not None:
             ch["oldest_pending_s"] = float(oldest)
-    cr.execute(queries.get("status_runners"))
-    runners = [{"id": r[0], "host": r[1], "pid": r[2], "since": r[3].isoformat(sep=" ", timespec="seconds")
-                if r[3] else None, "version": r[4], "channels": r[5], "executor": r[6],
-                "executor_workers": r[7], "alive": r[8], "in_flight": r[9]}
-               for r in cr.fetchall()]
+    all_runners = runners(cr)
     rows = limits_mod.read_rows(cr) or {}
     limits = limits_mod.merge(string_limits or {}, rows)
-    live = [r for r in runners if r["alive"]]
-    for r in live:
-        try:
-            r["capacity"] = parse_channels(r["channels"]).total_capacity or 0
-        except ConfigError:  # a registry row we cannot read: count nothing for it
-            r["capacity"] = 0
+    live = [r for r in all_runners if r["alive"]]
+    for r in all_runners:
+        if not r["alive"]:
+            del r["capacity"]  # a dead runner runs nothing
     for ch in channels.values():
         ch["running"] = ch["states"].get("enqueued", 0) + ch["states"].get("started", 0)
         lim = limits.get(normalize_channel(ch["channel"]))
@@ -48,10 +42,26 @@ def collect(cr, dbname, string_limits=None):
         "executors": executors(live),
         "limits": {name: _describe(lim) for name, lim in sorted(limits.items())},
         "runners": live,
-        "dead_runners": [r for r in runners if not r["alive"]],
+        "dead_runners": [r for r in all_runners if not r["alive"]],
         # present: stock queue_job's runner may be at work, and it is not listed
         "stock_trigger": schema.stock_trigger_present(cr),
     }
+
+
+def runners(cr):
+    """Registered runners (query status_runners): alive = their liveness
+    lock is held now; in_flight; capacity = their root capacity."""
+    cr.execute(queries.get("status_runners"))
+    found = [{"id": r[0], "host": r[1], "pid": r[2], "since": r[3].isoformat(sep=" ", timespec="seconds")
+              if r[3] else None, "version": r[4], "channels": r[5], "executor": r[6],
+              "executor_workers": r[7], "alive": r[8], "in_flight": r[9]}
+             for r in cr.fetchall()]
+    for r in found:
+        try:
+            r["capacity"] = parse_channels(r["channels"]).total_capacity or 0
+        except ConfigError:  # a registry row we cannot read: count nothing for it
+            r["capacity"] = 0
+    return found
 
 
 LOCAL = ("localhost", "127.", "0.0.0.0", "::1", "[::1]")  # addresses of the runner's own host
@@ -93,7 +103,7 @@ def _describe(lim):
     return ", ".join(parts)
 
 
-def _age(seconds):
+def age(seconds):
     if seconds is None:
         return "-"
     if seconds < 120:
@@ -110,7 +120,7 @@ def render(report):
     table = [header]
     for ch in report["channels"]:
         table.append([ch["channel"], *(str(ch["states"].get(s, 0)) for s in STATES),
-                      _age(ch["oldest_pending_s"]), ch["global_limit"] or "-"])
+                      age(ch["oldest_pending_s"]), ch["global_limit"] or "-"])
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
         out.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())

@@ -11,6 +11,11 @@
     "depends": ["queue_job"],
     # the distribution that provides jobrunner (pip install of this repository)
     "external_dependencies": {"python": ["queue-job-skiplocked"]},
-    "data": ["security/ir.model.access.csv"],
+    "data": [
+        "security/ir.model.access.csv",
+        "views/queue_job_runner_views.xml",
+        "views/queue_job_views.xml",
+        "wizards/queue_job_status_views.xml",
+    ],
     "uninstall_hook": "uninstall_hook",
 }

@@ -122,9 +122,12 @@ SELECT id, state, claim_token FROM queue_job WHERE id = ANY(%(ids)s);
 --    it off, after the same grace, if their lock row is free or missing.
 -- Live claims are never requeued for being old (OCA #858). The reasons are
 -- listed in migration_guide/troubleshooting.rst (job-requeued).
+-- %(only)s: NULL for the whole pass; a runner id for an operator's hand-back
+-- of that one runner (claim.hand_back): its part 1 only, if it is dead.
 WITH dead_runners AS (
     SELECT r.id FROM queue_job_runner r
-    WHERE r.id <> %(me)s AND pg_try_advisory_xact_lock({lock:runner}, r.id)
+    WHERE r.id <> %(me)s AND (%(only)s::int4 IS NULL OR r.id = %(only)s::int4)
+      AND pg_try_advisory_xact_lock({lock:runner}, r.id)
 ),
 dead_claims AS (
     UPDATE queue_job q
@@ -143,7 +146,8 @@ flag_on AS (
 ),
 dead_jobs AS (
     SELECT q.id, q.state FROM queue_job q
-    WHERE ((q.state = 'started'
+    WHERE %(only)s::int4 IS NULL
+      AND ((q.state = 'started'
             AND q.date_started < (now() AT TIME ZONE 'utc') - make_interval(secs => %(grace)s))
            OR (q.state = 'enqueued' AND q.claim_token IS NULL
                AND ((SELECT yes FROM flag_on) OR q.date_enqueued

@@ -18,6 +18,18 @@ class QueueJob(models.Model):
         readonly=True, help="queue_job_runner id of the runner that claimed the job"
     )
     claim_token = fields.Char(readonly=True, groups="base.group_system", copy=False)
+    # claimed_by's registry row while the runner is registered (it goes at
+    # its clean stop or its recovery; claimed_by stays on the job)
+    claimed_runner_id = fields.Many2one(
+        "queue.job.runner", compute="_compute_claimed_runner_id", string="Claimed by runner"
+    )
+
+    @api.depends("claimed_by")
+    def _compute_claimed_runner_id(self):
+        registered = self.env["queue.job.runner"].sudo().browse(
+            {job.claimed_by for job in self if job.claimed_by}).exists()
+        for job in self:
+            job.claimed_runner_id = registered.browse(job.claimed_by) & registered
 
     def init(self):
         res = super().init()
