@@ -29,7 +29,7 @@ setup(
     package_data={
         "jobrunner": ["sql/*.sql", "sql/stock/*.sql", "sql/migrations/*.sql", "sql/migrations/README"],
         "jobrunner.testing": ["*.sql", "stock/*.sql", "oca_standin/*"],
-        "odoo.addons.queue_job_skiplocked": ["readme/*", "security/*"],
+        "odoo.addons.queue_job_skiplocked": ["readme/*", "security/*", "views/*", "data/*"],
     },
     install_requires=["psycopg2-binary>=2.8", "werkzeug>=2.0", "gevent>=22.10"],
     extras_require={

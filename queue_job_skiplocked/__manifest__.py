@@ -11,6 +11,10 @@
     "depends": ["queue_job"],
     # the distribution that provides jobrunner (pip install of this repository)
     "external_dependencies": {"python": ["queue-job-skiplocked"]},
-    "data": ["security/ir.model.access.csv"],
+    "data": [
+        "security/ir.model.access.csv",
+        "views/queue_job_periodic_views.xml",
+    ],
+    "demo": ["data/queue_job_periodic_demo.xml"],
     "uninstall_hook": "uninstall_hook",
 }

@@ -9,7 +9,11 @@ import threading
 
 from odoo.sql_db import connection_info_for
 
+from jobrunner import db, logs, queries
+from jobrunner.errors import first_line
 from jobrunner.hint import Hinter
+
+_log = logs.Log(__name__, inline=True)
 
 _hinters = {}
 _lock = threading.Lock()
@@ -29,6 +33,30 @@ def after_commit(cr):
     cr.postcommit.data["queue_job_skiplocked.hint"] = True
     dbname = cr.dbname
     cr.postcommit.add(lambda: _hinter(dbname).hint(dbname))
+
+
+def periodic_after_commit(cr):
+    """Once the current transaction commits, tell the runners that periodic
+    definitions changed (payload 'periodic': they re-read them at once
+    instead of at their next refresh). Sent from a short connection of its
+    own: a NOTIFY in the saving transaction would serialize its commit."""
+    if cr.postcommit.data.get("queue_job_skiplocked.periodic_hint"):
+        return
+    cr.postcommit.data["queue_job_skiplocked.periodic_hint"] = True
+    dbname = cr.dbname
+    cr.postcommit.add(lambda: send_periodic_hint(dbname))
+
+
+def send_periodic_hint(dbname):
+    try:
+        conn = db.connect(conninfo(dbname), dbname, application_name="queue-job-periodic-hint")
+        try:
+            with conn.cursor() as hcr:
+                hcr.execute(queries.get("hint_notify"), {"payload": "periodic"})
+        finally:
+            conn.close()
+    except Exception as exc:  # after the commit: only the runners' refresh is later
+        _log.warning("hint-not-sent", "periodic hint not sent: %s", first_line(exc), db=dbname)
 
 
 def conninfo(dbname):
