@@ -31,7 +31,8 @@ setup(
         "jobrunner.testing": ["*.sql", "stock/*.sql", "oca_standin/*"],
         "odoo.addons.queue_job_skiplocked": ["readme/*", "security/*", "views/*", "data/*"],
     },
-    install_requires=["psycopg2-binary>=2.8", "werkzeug>=2.0", "gevent>=22.10"],
+    # cronsim: periodic jobs' cron expressions (jobrunner/schedule.py says why not croniter)
+    install_requires=["psycopg2-binary>=2.8", "werkzeug>=2.0", "gevent>=22.10", "cronsim>=2.6"],
     extras_require={
         # requests: OCA's own runner, run unmodified by tests/processes/test_guide.py
         "test": ["pytest>=7", "pytest-postgresql>=6", "pytest-timeout", "pylint-odoo", "requests"],
