@@ -21,3 +21,9 @@ SELECT DISTINCT ON (periodic_id) periodic_id, tick, skipped, job_uuid, fired_at
 FROM queue_job_periodic_tick
 WHERE periodic_id = ANY(%(ids)s)
 ORDER BY periodic_id, tick DESC;
+
+-- name: periodic_interval_unset
+-- Odoo writes an unset Integer as 0; the runners read NULL as "no interval"
+-- (a cron definition has exactly one of interval_seconds and cron).
+UPDATE queue_job_periodic SET interval_seconds = NULL
+WHERE id = ANY(%(ids)s) AND interval_seconds = 0;

@@ -59,8 +59,7 @@ class QueueJobPeriodic(models.Model):
     interval_type = fields.Selection(
         [("seconds", "Seconds"), ("minutes", "Minutes"), ("hours", "Hours"), ("days", "Days"),
          ("weeks", "Weeks")], string="Interval Unit", default="minutes")
-    # what the runners read: NULL-as-0 for cron definitions (Odoo stores an
-    # unset Integer as 0; the runners take 0 as "no interval")
+    # what the runners read; NULL for cron definitions (_unset_interval)
     interval_seconds = fields.Integer(compute="_compute_interval_seconds", store=True)
     cron = fields.Char(
         compute="_compute_cron", store=True, readonly=False,
@@ -240,6 +239,7 @@ class QueueJobPeriodic(models.Model):
             self._schedule_type_from_vals(vals)
         records = super().create(vals_list)
         records._write_job_template()
+        records._unset_interval()
         self._hint_runners()
         return records
 
@@ -248,6 +248,7 @@ class QueueJobPeriodic(models.Model):
         res = super().write(vals)
         if TEMPLATE_FIELDS & set(vals) and not self.env.context.get("queue_job_periodic_template"):
             self._write_job_template()
+        self._unset_interval()
         self._hint_runners()
         return res
 
@@ -262,6 +263,10 @@ class QueueJobPeriodic(models.Model):
         # code and data files give a cron expression without saying its type
         if vals.get("cron") and "schedule_type" not in vals:
             vals["schedule_type"] = "cron"
+
+    def _unset_interval(self):
+        self.flush_recordset()
+        self.env.cr.execute(queries.get("periodic_interval_unset"), {"ids": self.ids})
 
     def _hint_runners(self):
         if flag.is_on():
@@ -330,6 +335,8 @@ class QueueJobPeriodic(models.Model):
         self.env["ir.actions.act_window"]._load_records([{
             "xml_id": "queue_job_skiplocked.action_queue_job_periodic",
             "values": {"name": "Periodic Jobs", "res_model": self._name,
+                       "search_view_id": self.env.ref(
+                           "queue_job_skiplocked.view_queue_job_periodic_search").id,
                        "view_mode": f"{tag},form",
                        "view_id": self.env.ref(
                            "queue_job_skiplocked.view_queue_job_periodic_list").id,
