@@ -12,7 +12,7 @@ import json
 from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
 from odoo.addons.base.models.res_partner import _tz_get
-from odoo.addons.queue_job.job import Job
+from odoo.addons.queue_job.job import STATES, Job
 
 from jobrunner import queries
 from jobrunner.errors import ConfigError
@@ -79,7 +79,8 @@ class QueueJobPeriodic(models.Model):
     max_retries = fields.Integer(default=5, help="0: retry without limit, as for any job.")
     job_template = fields.Json(readonly=True, copy=False,
                                help="The queue_job row copied at each tick (written on save).")
-    job_template_text = fields.Text(string="Job Template", compute="_compute_job_template_text")
+    job_template_text = fields.Text(string="Job Template (readable)",
+                                    compute="_compute_job_template_text")
     run_as_id = fields.Many2one("res.users", string="Runs As", compute="_compute_from_template",
                                 help="The user who last saved the definition, as with_delay.")
     job_func_string = fields.Char(string="Task", compute="_compute_from_template")
@@ -89,7 +90,7 @@ class QueueJobPeriodic(models.Model):
     last_skipped = fields.Boolean(compute="_compute_last", string="Last Tick Skipped",
                                   help="The job of the tick before was still running.")
     last_job_id = fields.Many2one("queue.job", compute="_compute_last", string="Last Job")
-    last_job_state = fields.Selection(related="last_job_id.state", string="Last Job State")
+    last_job_state = fields.Selection(STATES, compute="_compute_last", string="Last Job State")
     job_count = fields.Integer(compute="_compute_job_count", string="Jobs")
 
     @api.depends("schedule_type", "interval_number", "interval_type")
@@ -155,6 +156,7 @@ class QueueJobPeriodic(models.Model):
             rec.last_tick = tick or False
             rec.last_skipped = bool(skipped)
             rec.last_job_id = jobs.get(uuid, False)
+            rec.last_job_state = rec.last_job_id.state
 
     def _jobs_domain(self):
         # no column links a job to its definition: the same call does
