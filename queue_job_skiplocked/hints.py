@@ -56,7 +56,7 @@ def send_periodic_hint(dbname):
         finally:
             conn.close()
     except Exception as exc:  # after the commit: only the runners' refresh is later
-        _log.warning("hint-not-sent", "periodic hint not sent: %s", first_line(exc), db=dbname)
+        _log.warning("periodic-hint-not-sent", "periodic hint not sent: %s", first_line(exc), db=dbname)
 
 
 def conninfo(dbname):

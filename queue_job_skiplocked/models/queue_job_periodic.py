@@ -30,7 +30,8 @@ SCHEDULE_FIELDS = ("schedule_type", "interval_number", "interval_type", "cron", 
 
 
 class _RollBack(Exception):
-    """Undoes the savepoint in which the template's model job was written."""
+    """Undoes the savepoint in which the template's model job was written;
+    carries the template out of it."""
 
 
 class QueueJobPeriodic(models.Model):
@@ -86,11 +87,11 @@ class QueueJobPeriodic(models.Model):
     job_func_string = fields.Char(string="Task", compute="_compute_from_template")
 
     next_fire = fields.Datetime(compute="_compute_next_fire", string="Next Run")
-    last_tick = fields.Datetime(compute="_compute_last", string="Last Tick")
+    last_tick = fields.Datetime(compute="_compute_last")
     last_skipped = fields.Boolean(compute="_compute_last", string="Last Tick Skipped",
                                   help="The job of the tick before was still running.")
-    last_job_id = fields.Many2one("queue.job", compute="_compute_last", string="Last Job")
-    last_job_state = fields.Selection(STATES, compute="_compute_last", string="Last Job State")
+    last_job_id = fields.Many2one("queue.job", compute="_compute_last")
+    last_job_state = fields.Selection(STATES, compute="_compute_last")
     job_count = fields.Integer(compute="_compute_job_count", string="Jobs")
 
     @api.depends("schedule_type", "interval_number", "interval_type")
@@ -137,11 +138,13 @@ class QueueJobPeriodic(models.Model):
         now = fields.Datetime.now()
         for rec in self:
             rec.next_fire = False
-            if rec.active and rec.id:
-                try:
-                    rec.next_fire = rec._schedule().next_after(now)
-                except (ConfigError, ImportError):  # shown on save, not here
-                    pass
+            if not (rec.active and rec.id):
+                continue
+            try:
+                schedule = rec._schedule()
+            except ConfigError:  # refused on save: only a row written in SQL gets here
+                continue
+            rec.next_fire = schedule.next_after(now) or False
 
     def _compute_last(self):
         ticks = {}
@@ -299,17 +302,14 @@ class QueueJobPeriodic(models.Model):
         job = Job(getattr(recordset, self.method_name), args=tuple(args), kwargs=kwargs,
                   priority=self.priority, max_retries=self.max_retries,
                   channel=self.channel or None, description=self.name)
-        template = None
         try:
             with self.env.cr.savepoint():
                 job.store()
                 self.env.flush_all()
                 self.env.cr.execute(queries.get("periodic_job_template"), {"uuid": job.uuid})
-                template = self.env.cr.fetchone()[0]
-                raise _RollBack
-        except _RollBack:
-            pass
-        return template
+                raise _RollBack(self.env.cr.fetchone()[0])
+        except _RollBack as done:
+            return done.args[0]
 
     @api.model
     def _for_series(self):
