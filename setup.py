@@ -30,9 +30,11 @@ setup(
     package_data={
         "jobrunner": ["sql/*.sql", "sql/stock/*.sql", "sql/migrations/*.sql", "sql/migrations/README"],
         "jobrunner.testing": ["*.sql", "stock/*.sql", "oca_standin/*"],
-        "odoo.addons.queue_job_skiplocked": ["readme/*", "security/*", "views/*", "wizards/*.xml"],
+        "odoo.addons.queue_job_skiplocked": ["readme/*", "security/*", "views/*", "wizards/*.xml",
+                                             "data/*"],
     },
-    install_requires=["psycopg2-binary>=2.8", "werkzeug>=2.0", "gevent>=22.10"],
+    # cronsim: periodic jobs' cron expressions (jobrunner/schedule.py says why not croniter)
+    install_requires=["psycopg2-binary>=2.8", "werkzeug>=2.0", "gevent>=22.10", "cronsim>=2.6"],
     extras_require={
         # requests: OCA's own runner, run unmodified by tests/processes/test_guide.py;
         # pyyaml: the alert rules of deploy/prometheus, read by the deploy tests

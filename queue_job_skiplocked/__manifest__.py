@@ -15,7 +15,9 @@
         "security/ir.model.access.csv",
         "views/queue_job_runner_views.xml",
         "views/queue_job_views.xml",
+        "views/queue_job_periodic_views.xml",
         "wizards/queue_job_status_views.xml",
     ],
+    "demo": ["data/queue_job_periodic_demo.xml"],
     "uninstall_hook": "uninstall_hook",
 }

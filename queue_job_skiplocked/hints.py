@@ -9,9 +9,13 @@ import threading
 
 from odoo.sql_db import connection_info_for
 
+from jobrunner import logs, queries
+from jobrunner.errors import first_line
 from jobrunner.hint import Hinter
 
 from . import flag
+
+_log = logs.Log(__name__, inline=True)
 
 _hinters = {}
 _lock = threading.Lock()
@@ -36,6 +40,26 @@ def after_commit(cr):
 def send_now(dbname, statement):
     """statement(cr) now, on this process's hint connection (autocommit)."""
     _hinter(dbname).send_now(dbname, statement)
+
+
+def periodic_after_commit(cr):
+    """Once the current transaction commits, tell the runners that periodic
+    definitions changed (payload 'periodic': they re-read them at once
+    instead of at their next refresh). Not in the saving transaction: a
+    NOTIFY there would serialize its commit."""
+    if cr.postcommit.data.get("queue_job_skiplocked.periodic_hint"):
+        return
+    cr.postcommit.data["queue_job_skiplocked.periodic_hint"] = True
+    dbname = cr.dbname
+    cr.postcommit.add(lambda: send_periodic_hint(dbname))
+
+
+def send_periodic_hint(dbname):
+    try:
+        send_now(dbname, lambda hcr: hcr.execute(queries.get("hint_notify"),
+                                                 {"payload": "periodic"}))
+    except Exception as exc:  # after the commit: only the runners' refresh is later
+        _log.warning("periodic-hint-not-sent", "periodic hint not sent: %s", first_line(exc), db=dbname)
 
 
 def conninfo(dbname):

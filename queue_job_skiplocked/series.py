@@ -62,3 +62,6 @@ def serves_long_waits():
     import odoo
 
     return bool(getattr(odoo, "evented", False)) or not config.get("workers")
+
+# the root tag and view type of list views: <tree> until 17.0, <list> from 18.0
+LIST_VIEW = "tree" if MAJOR < 18 else "list"

@@ -11,7 +11,7 @@ fi
 # checked from / so that the current directory does not hide an install of
 # another checkout (tests start processes that import from the install)
 here=$(pwd)
-if ! (cd / && python3 -c "import jobrunner, psycopg2, gevent, werkzeug, pytest_postgresql, pytest_timeout, pylint_odoo, requests, yaml") >/dev/null 2>&1 \
+if ! (cd / && python3 -c "import jobrunner, psycopg2, gevent, werkzeug, cronsim, pytest_postgresql, pytest_timeout, pylint_odoo, requests, yaml") >/dev/null 2>&1 \
    || ! (cd / && python3 -c "import jobrunner, os, sys; sys.exit(os.path.dirname(os.path.dirname(os.path.realpath(jobrunner.__file__))) != os.path.realpath(sys.argv[1]))" "$here") 2>/dev/null \
    || ! (cd / && queue-job-runner --version) >/dev/null 2>&1; then
     python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v "Running pip as the 'root' user" || true

@@ -1,2 +1,3 @@
 from . import queue_job
 from . import queue_job_runner
+from . import queue_job_periodic

@@ -200,3 +200,26 @@ def test_uninstall_leaves_stock_queue_job_as_it_was(stock_db):
     assert stock_db.execute("SELECT state, claimed_by FROM queue_job") == [("pending", None)]
     stock_db.uninstall_addon()  # the hook again (idempotent), then Odoo's own drops
     assert _schema_of(stock_db) == stock
+
+
+def test_periodic_definition_queries(qdb):
+    """queue.job.periodic's queries: the template read back from a job row,
+    the latest tick per definition, NULL for the interval of cron ones."""
+    [job_id] = qdb.insert_jobs(1)
+    uuid = qdb.scalar("SELECT uuid FROM queue_job WHERE id = %s", (job_id,))
+    template = qdb.scalar(queries.get("periodic_job_template"), {"uuid": uuid})
+    assert template["channel"] == "root" and "method_name" in template
+    assert not {"id", "uuid", "state", "date_created", "retry", "claim_token"} & set(template)
+    [(cron_id,), (interval_id,)] = qdb.execute(
+        "INSERT INTO queue_job_periodic (name, interval_seconds, cron) "
+        "VALUES ('c', 0, '* * * * *'), ('i', 60, NULL) RETURNING id")
+    qdb.execute(queries.get("periodic_interval_unset"), {"ids": [cron_id, interval_id]})
+    assert qdb.execute("SELECT id, interval_seconds FROM queue_job_periodic ORDER BY id") == [
+        (cron_id, None), (interval_id, 60)]
+    qdb.execute(
+        "INSERT INTO queue_job_periodic_tick (periodic_id, tick, skipped, job_uuid) VALUES "
+        "(%(c)s, '2030-01-01 00:00', false, 'a'), (%(c)s, '2030-01-01 00:01', true, 'b')",
+        {"c": cron_id})
+    ticks = qdb.execute(queries.get("periodic_last_ticks"), {"ids": [cron_id, interval_id]})
+    assert [(r[0], str(r[1]), r[2], r[3]) for r in ticks] == [
+        (cron_id, "2030-01-01 00:01:00", True, "b")]
