@@ -15,7 +15,7 @@ import gevent
 
 from .backoff import Backoff
 from .plan import normalize_channel, within
-from .runjob import DB_HEADER, TOKEN_HEADER
+from .runjob import DB_HEADER, ENDED_STATES, STATE_HEADER, TOKEN_HEADER
 
 HTTP_KEEP = 64  # idle kept-alive connections to the executor, at most
 
@@ -125,7 +125,8 @@ class Target:
                 conn.close()
             else:
                 self._idle.append(conn)
-            return f"http-{response.status}"
+            state = response.getheader(STATE_HEADER)
+            return f"ended-{state}" if state in ENDED_STATES else f"http-{response.status}"
 
 
 class Dispatcher:
@@ -164,7 +165,8 @@ class Dispatcher:
     def send(self, dbname, series, job, done, log):
         """Ask the executor of the job's channel to run it (`series`: its
         database's queue_job series, None if unknown); done(outcome) is
-        called once with "http-<status>", "refused" or "lost"."""
+        called once with "ended-<done|failed>" (the executor says so),
+        "http-<status>", "refused" or "lost"."""
         self.stats["dispatched"] += 1
         gevent.spawn(self._runjob, self.target_of(job.channel), dbname, protocol(series), job,
                      done, log)

@@ -248,9 +248,17 @@ class DatabaseLoop:
         return any(i.outcome is not None for i in self.slots.of(self.dbname))
 
     def check_inflight(self):
-        """Free the slots of jobs whose claim is over; the database decides."""
+        """Free the slots of jobs whose claim is over: at once when the
+        executor said the job ended, else when the database says so."""
         now = time.monotonic()
         due = [i for i in self.slots.of(self.dbname) if i.outcome is not None and i.next_check <= now]
+        ended = [i for i in due if i.outcome.startswith("ended-")]
+        target_of = self.runner.dispatcher.target_of
+        for item in ended:
+            self._finished(item, item.outcome[len("ended-"):])
+        for target in {target_of(i.job.channel) for i in ended}:
+            target.taken(self.log)
+        due = [i for i in due if not i.outcome.startswith("ended-")]
         if not due:
             return
         with self.session.cursor() as cr:
@@ -261,18 +269,13 @@ class DatabaseLoop:
                 if state in ("started", "done", "failed"):
                     taken.append(item)
                 if token != item.job.token or state not in ("enqueued", "started"):
-                    self.slots.remove(self.dbname, item.job.id)
-                    self.planner.job_ended(item.job.channel)
-                    self.stats[f"finished_{state or 'gone'}"] += 1
-                    self.log.debug("job-finished", "claim over: job %s", state or "deleted",
-                                   uuid=item.job.uuid, channel=item.job.channel)
+                    self._finished(item, state)
                 elif state == "started":
                     item.next_check = now + WATCH_INTERVAL  # still running: watch it
                 else:  # still enqueued with our token: the executor never took it
                     to_release.append(item)
             if to_release:
                 claim.release(cr, [i.job for i in to_release])
-        target_of = self.runner.dispatcher.target_of
         for target in {target_of(i.job.channel) for i in taken}:
             target.taken(self.log)
         for item in to_release:
@@ -286,6 +289,13 @@ class DatabaseLoop:
                 by_outcome.setdefault(key, []).append(item)
         for (target, outcome), items in by_outcome.items():
             target.not_taken(outcome, len(items), self.dbname, self.log, items[0].job.uuid)
+
+    def _finished(self, item, state):
+        self.slots.remove(self.dbname, item.job.id)
+        self.planner.job_ended(item.job.channel)
+        self.stats[f"finished_{state or 'gone'}"] += 1
+        self.log.debug("job-finished", "claim over: job %s", state or "deleted",
+                       uuid=item.job.uuid, channel=item.job.channel)
 
     def shutdown(self):
         """Graceful stop: hand back what no executor started, wait for the rest."""

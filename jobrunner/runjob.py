@@ -10,6 +10,11 @@ from . import queries
 TOKEN_HEADER = "X-Queue-Job-Token"
 # Odoo 19 (queue_job 19.0) takes the database from this header, not ?db=
 DB_HEADER = "X-Odoo-Database"
+# The answer's "done" (or "failed"): the job ran and that state is committed,
+# so the runner frees its slot without asking the database. Any other
+# answer, or none, is checked there (the claim's state and token).
+STATE_HEADER = "X-Queue-Job-State"
+ENDED_STATES = ("done", "failed")
 
 # A lock seen by the SKIP LOCKED acquisition may be only passing (a runner's
 # claim scan holds candidate rows for the length of its statement).

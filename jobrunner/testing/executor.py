@@ -238,14 +238,14 @@ class Executor:
                             "exc_message": str(exc), "exc_info": traceback.format_exc()},
                            log_id, "failed")
                 wait.notify_ended(cr, uuid)
-                return Response("job failed", status=500)
+                return Response("job failed", status=500, headers={runjob.STATE_HEADER: "failed"})
             done = _q("executor_done")
             if log_id is not None:
                 done += "; " + _q("execution_log_end")
             cr.execute(done + "; COMMIT", {"id": job_id, "retry": retry, "result": str(result),
                                            "log_id": log_id, "outcome": "done"})
             wait.notify_ended(cr, uuid)  # after the commit, outside it: waiters wake
-            return Response("", status=200)
+            return Response("", status=200, headers={runjob.STATE_HEADER: "done"})
 
     def _acquire(self, cr, uuid, token):
         """Acquire, leaving the transaction open on success; None if the job is
