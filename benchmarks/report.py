@@ -55,10 +55,15 @@ def targets(sections):
         ex = min(e for e, _who, _k in results)
         for k in sorted({k for e, _who, k in results if e == ex}):
             limit, ours = results.get((ex, "limit", k)), results.get((ex, "ours ×1", k))
+            oca = results.get((ex, "OCA", k))
             if limit and ours:
                 r = _median([o / lim for o, lim in zip(ours, limit)])
                 rows.append((f"ours ≥ 0.9 of the executor's limit at capacity {k}", f"{r:.2f}",
                              r >= 0.9))
+            if limit and oca:  # no target: the figure ours is read against
+                r = _median([o / lim for o, lim in zip(oca, limit)])
+                rows.append((f"OCA's runner, fraction of the same limit at capacity {k}",
+                             f"{r:.2f}", None))
         costs = d.data["costs"]
         if costs.get("OCA") and costs["OCA"][0]:
             r = costs["ours ×1"][0] / costs["OCA"][0]
@@ -141,11 +146,14 @@ def main(argv):
         "## Targets", "", "| target | measured | met |", "|---|---|---|",
     ]
     for target, measured, met in targets(sections):
-        lines.append(f"| {target} | {measured} | {'yes' if met else '**no**'} |")
+        verdict = "—" if met is None else "yes" if met else "**no**"
+        lines.append(f"| {target} | {measured} | {verdict} |")
     lines.append("")
-    notes = os.path.join(HERE, "NOTES.md")
-    if os.path.exists(notes):
-        lines += [open(notes).read().strip(), ""]
+    # measured by hand (real Odoo is not in this harness), then the reading of the targets
+    for name in ("REAL_ODOO.md", "NOTES.md"):
+        path = os.path.join(HERE, name)
+        if os.path.exists(path):
+            lines += [open(path).read().strip(), ""]
     for section in sections.values():
         lines.append(section.markdown())
     with open(args.output, "w") as f:
