@@ -4,6 +4,7 @@ answered recently, 503 otherwise; /metrics is Prometheus text format."""
 
 import logging
 import time
+from datetime import timezone
 
 import gevent.lock
 from werkzeug.wrappers import Request, Response
@@ -44,6 +45,10 @@ COUNTERS = {
     "dead_executions": ("queue_job_runner_dead_executions_total",
                         "started jobs whose execution died (Odoo worker killed or gone) requeued or failed"),
     "reconnects": ("queue_job_runner_db_reconnects_total", "database reconnections"),
+    "periodic_fired": ("queue_job_runner_periodic_fired_total",
+                       "periodic ticks this runner decided with a new job"),
+    "periodic_skipped": ("queue_job_runner_periodic_skipped_total",
+                         "periodic ticks this runner decided as skipped (previous job running)"),
 }
 
 
@@ -76,6 +81,13 @@ def render(runner):
             for ch in runner.cfg.channel_tree.channels if ch.capacity is not None])
     metric("queue_job_runner_in_flight", "gauge", "jobs claimed by this runner and not finished",
            [({"db": db, "channel": ch}, n) for (db, ch), n in sorted(inflight.items())])
+    metric("queue_job_runner_periodic_next_fire_timestamp_seconds", "gauge",
+           "when each periodic job timed here is next due (Unix time, database clock)",
+           [({"db": loop.dbname, "periodic": t.id, "name": t.name},
+             t.due.replace(tzinfo=timezone.utc).timestamp())
+            for loop in runner.loops if loop.periodic is not None
+            for t in sorted(loop.periodic.timers.values(), key=lambda t: t.id)
+            if t.due is not None])
     hist = runner.claim_latency
     name = "queue_job_runner_claim_seconds"
     lines.append(f"# HELP {name} claim round latency")
