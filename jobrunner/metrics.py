@@ -110,12 +110,13 @@ class DatabaseGauges:
     max by (db), never sum. Read when /metrics is scraped, at most once per
     READ_EVERY whatever the number of scrapers, in two statements on the
     loop's connection: the registry with its liveness locks (status_runners,
-    as `status`) and pending jobs per channel (pending_gauges: the pending
-    partial index, never the done/failed history). No scrape, no query."""
+    as `status`), pending jobs per channel (pending_gauges: the pending
+    partial index, never the done/failed history) and each periodic
+    definition's latest tick and job (status_periodic). No scrape, no query."""
 
     def __init__(self, session):
         self.session = session
-        self.reading = None  # (runners, pending rows)
+        self.reading = None  # (runners, pending rows, periodic rows)
         self.read_at = None
         self._single = gevent.lock.Semaphore()  # one reading at a time; others get the last
 
@@ -135,7 +136,9 @@ class DatabaseGauges:
                             cr.execute(queries.get("status_runners"))
                             runners = [(r[8], r[9]) for r in cr.fetchall()]  # (alive, in flight)
                             cr.execute(queries.get("pending_gauges"))
-                            reading = runners, cr.fetchall()
+                            pending = cr.fetchall()
+                            cr.execute(queries.get("status_periodic"))
+                            reading = runners, pending, cr.fetchall()
             except (dbmod.OperationalError, dbmod.InterfaceError):
                 pass  # the loop sees the same failure and reconnects
             self.reading, self.read_at = reading, time.monotonic()
@@ -150,6 +153,10 @@ DATABASE_GAUGES = {
     "queue_job_runner_pending_jobs": "pending jobs per channel, future eta included",
     "queue_job_runner_oldest_pending_seconds":
         "age of the oldest due pending job per channel (since its eta, or its creation); 0: none due",
+    "queue_job_runner_periodic_last_tick_timestamp_seconds":
+        "the latest decided tick of each periodic job (Unix time)",
+    "queue_job_runner_periodic_last_job":
+        "1 for the state of each periodic job's latest job (state none: no job yet, deleted: gone)",
 }
 
 
@@ -159,7 +166,7 @@ def database_gauges(runner, metric):
         reading = loop.gauges.read()
         if reading is None:
             continue
-        runners, pending = reading
+        runners, pending, periodic = reading
         db = {"db": loop.dbname}
         samples["queue_job_runner_live_runners"].append((db, sum(alive for alive, _n in runners)))
         samples["queue_job_runner_dead_runners"].append((db, sum(not alive for alive, _n in runners)))
@@ -169,6 +176,13 @@ def database_gauges(runner, metric):
             samples["queue_job_runner_pending_jobs"].append(({**db, "channel": channel}, count))
             samples["queue_job_runner_oldest_pending_seconds"].append(
                 ({**db, "channel": channel}, float(age or 0)))
+        for pid, name, _active, *_schedule, tick, _skipped, uuid, state in periodic:
+            which = {**db, "periodic": pid, "name": name}
+            if tick is not None:
+                samples["queue_job_runner_periodic_last_tick_timestamp_seconds"].append(
+                    (which, tick.replace(tzinfo=timezone.utc).timestamp()))
+            samples["queue_job_runner_periodic_last_job"].append(
+                ({**which, "state": state or ("deleted" if uuid else "none")}, 1))
     for name, help_ in DATABASE_GAUGES.items():
         metric(name, "gauge", help_ + " (every runner of it serves the same value)", samples[name])
 

@@ -27,6 +27,7 @@ class Timer:
     key: tuple  # (interval_seconds, cron, time_zone, start) as read: what a fire must still match
     schedule: object
     due: datetime | None  # naive UTC, database clock; None: no tick ahead
+    catching_up: bool = False  # due from the latest decided tick (start): missed ticks are logged
 
 
 def read(cr):
@@ -114,11 +115,9 @@ class Periodic(Background):
                     log.warning("periodic-invalid", "periodic job %s (#%s) not timed: %s", name,
                                 pid, exc)
                 continue
-            if starting or (old is None and last_tick is None):
-                due = schedule.first_due(sched, last_tick)
-            else:
-                due = sched.next_after(now)
-            timers[pid] = Timer(pid, name, key, sched, due)
+            catching_up = starting or (old is None and last_tick is None)
+            due = schedule.first_due(sched, last_tick) if catching_up else sched.next_after(now)
+            timers[pid] = Timer(pid, name, key, sched, due, catching_up)
         if timers.keys() != self.timers.keys() or starting:
             log.info("periodic-loaded", "%d periodic job(s) timed", len(timers))
         self.timers = timers
@@ -145,7 +144,8 @@ class Periodic(Background):
         timer.due = timer.schedule.next_after(tick)
         if outcome == "taken":  # another runner decided it
             return
-        missed = timer.schedule.count_between(previous, tick)
+        missed = timer.schedule.count_between(previous, tick) if timer.catching_up else 0
+        timer.catching_up = False
         if missed:
             log.info("periodic-caught-up", "periodic job %s (#%s): %d tick(s) missed while no "
                      "runner fired them; only the latest, %s, is decided", timer.name, timer.id,

@@ -9,13 +9,15 @@ trigger of the test keeps every tick row ever inserted (the runners keep
 only the latest), so a tick decided twice would show."""
 
 import re
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 import pytest
 
 from jobrunner.testing.fixtures import (build_db, http_get, registered_runners, start_executor,
                                        start_runner, wait_until)
-from jobrunner.testing.pgcluster import free_port
+from jobrunner.testing.pgcluster import Cluster, free_port
+
+from .netproxy import CutProxy
 
 S = timedelta(seconds=1)
 ARGS = ("--channels", "root:4", "--recovery-interval", "1")
@@ -106,6 +108,15 @@ def test_three_runners_fire_each_tick_once_calm_then_kill_9_every_3s(pdb, pg_clu
                     rf'periodic="{pid}",name="every second"\}} (\S+)', text)
     assert due and float(due.group(1)) % 1 == 0  # a whole second: the next tick
     assert re.search(r"^queue_job_runner_periodic_fired_total \d+$", text, re.M)
+    labels = rf'db="{pdb.name}",periodic="{pid}",name="every second"'
+    last = re.search(rf'^queue_job_runner_periodic_last_tick_timestamp_seconds\{{{labels}\}} (\S+)$',
+                     text, re.M)
+    # the tick decided latest when scraped: the last calm one or a later one
+    assert last and float(last.group(1)) >= calm[-1][0].replace(tzinfo=timezone.utc).timestamp()
+    assert float(last.group(1)) % 1 == 0
+    state = re.search(rf'^queue_job_runner_periodic_last_job\{{{labels},state="(\w+)"\}} 1$',
+                      text, re.M)
+    assert state and state.group(1) in ("pending", "enqueued", "started", "done"), text
 
     for k in range(5):  # chaos: a runner kill -9'ed and started again every 3 s
         victim = k % 3
@@ -247,3 +258,55 @@ def test_a_deleted_definition_fires_no_more_and_leaves_its_jobs(pdb, pg_cluster,
     assert pdb.scalar("SELECT count(*) FROM queue_job_periodic_tick") == 0  # cascaded
     assert all(r.alive() for r in runners)
     assert "0 periodic job(s) timed" in " ".join(lines(procs, "periodic-loaded"))
+
+
+def test_ticks_survive_a_network_cut_of_one_runner_and_a_postgresql_restart(procs):
+    """Fault tests of the periodic timers, on a cluster of their own (it is
+    restarted): while one runner is cut off from PostgreSQL the other fires
+    every tick; after a restart both reconnect, rebuild their timers from
+    the latest decided tick and go on; no tick is ever decided twice."""
+    with Cluster() as cluster:
+        db = build_db(cluster, "p_faults", "17", trigger=False)
+        db.execute(TICK_LOG)
+        proxy = CutProxy(cluster.host, cluster.port)
+        try:
+            executor = start_executor(cluster)
+            procs.append(executor)
+            start_runners(cluster, db, executor, 1, "--db-timeout", "5", procs=procs)
+            cut = start_runners(cluster, db, executor, 1, "--db-port", str(proxy.port),
+                                "--db-timeout", "5", procs=procs)[0]
+            wait_until(lambda: registered_runners(db) == 2, message="2 runners")
+            start = next_second(db)
+            pid = db.insert_periodic("every second", interval_seconds=1, start=start,
+                                     allow_overlap=True)
+            wait_for_clock(db, start + 3 * S, "3 ticks")
+            proxy.cut()
+            cut_at = db_now(db)
+            wait_for_clock(db, cut_at + 8 * S, "8 s of cut")  # past the cut runner's db_timeout
+            proxy.heal()
+            healed = [r for r in decided(db, pid) if r[0] <= cut_at + 8 * S]
+            assert_once_and_consecutive(healed)  # the other runner fired every tick meanwhile
+            assert healed[0][0] == start and healed[-1][0] >= cut_at + 7 * S
+            wait_until(lambda: cut.output().count("[connected]") >= 2, timeout=60,
+                       message="the cut runner to reconnect")
+
+            before = decided(db, pid)[-1][0]
+            db.close()
+            cluster.restart()
+            restarted = db_now(db)
+            wait_until(lambda: decided(db, pid)[-1][0] >= restarted + 5 * S, timeout=60,
+                       message="ticks after the restart")
+            rows = decided(db, pid)
+            ticks = [r[0] for r in rows]
+            assert len(set(ticks)) == len(ticks), "a tick decided twice"
+            after = [r for r in rows if r[0] > before]
+            # the first tick after the restart may be a catch-up of the ones the
+            # restart made no runner able to decide; from there, every tick
+            assert_once_and_consecutive(after[1:])
+            assert cut.alive() and all(p.alive() for p in procs if p is not executor)
+            wait_until(lambda: db.scalar("SELECT count(*) FROM queue_job WHERE state <> 'done'")
+                       == 0, timeout=30, message="every periodic job to be done")
+            assert db.scalar("SELECT count(*) FROM queue_job") == len(rows)
+        finally:
+            proxy.close()
+            db.close()
