@@ -91,6 +91,12 @@ def targets(sections):
         w = _median([r[1] for r in idl.data["ours"]])
         rows.append(("idle runner ≤ 0.5 queries/s and 0 writes/s", f"{q:.2f} q/s, {w:.2f} writes/s",
                      q <= 0.5 and w == 0))
+        runs = idl.data.get("ours, 50 periodic definitions (1 h)")
+        if runs:  # within noise: the 60 s re-read of the definitions is 0.017 q/s
+            qp, wp = _median([r[0] for r in runs]), _median([r[1] for r in runs])
+            rows.append(("idle runner with 50 periodic definitions (1 h): statements/s within "
+                         "0.05 of none, 0 writes/s", f"{qp:.2f} q/s (none: {q:.2f}), "
+                         f"{wp:.2f} writes/s", qp - q <= 0.05 and wp == 0))
     bt = sections.get("bigtable")
     if bt:
         sizes = sorted(bt.data)
