@@ -55,10 +55,15 @@ def targets(sections):
         ex = min(e for e, _who, _k in results)
         for k in sorted({k for e, _who, k in results if e == ex}):
             limit, ours = results.get((ex, "limit", k)), results.get((ex, "ours ×1", k))
+            oca = results.get((ex, "OCA", k))
             if limit and ours:
                 r = _median([o / lim for o, lim in zip(ours, limit)])
                 rows.append((f"ours ≥ 0.9 of the executor's limit at capacity {k}", f"{r:.2f}",
                              r >= 0.9))
+            if limit and oca:  # no target: the figure ours is read against
+                r = _median([o / lim for o, lim in zip(oca, limit)])
+                rows.append((f"OCA's runner, fraction of the same limit at capacity {k}",
+                             f"{r:.2f}", None))
         costs = d.data["costs"]
         if costs.get("OCA") and costs["OCA"][0]:
             r = costs["ours ×1"][0] / costs["OCA"][0]
@@ -86,6 +91,12 @@ def targets(sections):
         w = _median([r[1] for r in idl.data["ours"]])
         rows.append(("idle runner ≤ 0.5 queries/s and 0 writes/s", f"{q:.2f} q/s, {w:.2f} writes/s",
                      q <= 0.5 and w == 0))
+        runs = idl.data.get("ours, 50 periodic definitions (1 h)")
+        if runs:  # within noise: the 60 s re-read of the definitions is 0.017 q/s
+            qp, wp = _median([r[0] for r in runs]), _median([r[1] for r in runs])
+            rows.append(("idle runner with 50 periodic definitions (1 h): statements/s within "
+                         "0.05 of none, 0 writes/s", f"{qp:.2f} q/s (none: {q:.2f}), "
+                         f"{wp:.2f} writes/s", qp - q <= 0.05 and wp == 0))
     bt = sections.get("bigtable")
     if bt:
         sizes = sorted(bt.data)
@@ -141,11 +152,14 @@ def main(argv):
         "## Targets", "", "| target | measured | met |", "|---|---|---|",
     ]
     for target, measured, met in targets(sections):
-        lines.append(f"| {target} | {measured} | {'yes' if met else '**no**'} |")
+        verdict = "—" if met is None else "yes" if met else "**no**"
+        lines.append(f"| {target} | {measured} | {verdict} |")
     lines.append("")
-    notes = os.path.join(HERE, "NOTES.md")
-    if os.path.exists(notes):
-        lines += [open(notes).read().strip(), ""]
+    # measured by hand (real Odoo is not in this harness), then the reading of the targets
+    for name in ("REAL_ODOO.md", "NOTES.md"):
+        path = os.path.join(HERE, name)
+        if os.path.exists(path):
+            lines += [open(path).read().strip(), ""]
     for section in sections.values():
         lines.append(section.markdown())
     with open(args.output, "w") as f:

@@ -80,6 +80,7 @@ def transaction(conn, first=None, params=None, **set_local):
         cr.execute("COMMIT")
 
 
+DatabaseError = psycopg2.DatabaseError  # the base of OperationalError, IntegrityError...
 OperationalError = psycopg2.OperationalError
 InterfaceError = psycopg2.InterfaceError
 ISOLATION_AUTOCOMMIT = psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT

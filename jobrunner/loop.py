@@ -17,6 +17,7 @@ import gevent.lock
 from . import claim, config, db as dbmod, limits as limits_mod, metrics
 from .backoff import Backoff
 from .errors import ConfigError, ConnectionLost, first_line
+from .periodic import Periodic
 from .plan import ClaimPlanner
 from .recovery import Recovery
 from .session import Session
@@ -66,8 +67,10 @@ class DatabaseLoop:
         self.wake = gevent.event.Event()
         self.wake_cause = None
         self.session = Session(self.cfg, dbname, on_hint=lambda: self.poke("hint"),
-                               on_lost=self._control_lost, on_reload=self._reload)
+                               on_lost=self._control_lost, on_reload=self._reload,
+                               on_periodic=self._periodic_changed)
         self.gauges = metrics.DatabaseGauges(self.session)  # read by /metrics
+        self.periodic = None  # the session's periodic timers, while it is open
         self.control_lost = None
         self.fatal = None  # the ConfigError that ended this loop
         self.string_limits = limits_mod.from_tree(self.cfg.channel_tree)
@@ -89,6 +92,10 @@ class DatabaseLoop:
     def _reload(self):
         self.next_limits_read = 0.0  # read the channel records now, not at the next refresh
         self.poke("reload")
+
+    def _periodic_changed(self):
+        if self.periodic is not None:
+            self.periodic.changed()
 
     def _control_lost(self, exc):
         if not self.runner.stopping:
@@ -112,28 +119,32 @@ class DatabaseLoop:
         then exits 2 with it."""
         reconnect = Backoff(0.5, 30.0)
         while True:
-            recovery = None
+            side = []  # the session's side tasks: recovery, periodic timers
             try:
                 self.control_lost = None
                 self.session.open()
                 self.rows_supported, self.next_limits_read = True, 0.0
                 reconnect.reset()
-                recovery = Recovery(self.session, self.cfg.recovery_interval, self.stats,
-                                    on_requeued=lambda: self.poke("recovered"))
-                recovery.start()
+                side = [Recovery(self.session, self.cfg.recovery_interval, self.stats,
+                                 on_requeued=lambda: self.poke("recovered")),
+                        Periodic(self.session, self.cfg.periodic_refresh, self.stats,
+                                 on_fired=lambda: self.poke("periodic"))]
+                self.periodic = side[1]
+                for task in side:
+                    task.start()
                 self.serve()
-                recovery.stop()
+                self._stop_side(side)
                 if self.runner.stopping:
                     self.shutdown()
                     return
             except ConfigError as exc:  # kept, not raised: gevent would print a traceback
+                self._stop_side(side, timeout=0)
                 self.session.close()
                 self.fatal = exc
                 self.runner.stop(quiet=True)
                 return
             except (dbmod.OperationalError, dbmod.InterfaceError, ConnectionLost) as exc:
-                if recovery is not None:
-                    recovery.stop(timeout=0)
+                self._stop_side(side, timeout=0)
                 self.session.close()
                 if self.runner.stopping:
                     return
@@ -142,6 +153,11 @@ class DatabaseLoop:
                 self.log.error("db-unreachable", "database %s unreachable (%s); retrying in %.1fs",
                                self.session.where, first_line(exc), delay)
                 self.sleep(delay, "reconnect")
+
+    def _stop_side(self, side, timeout=10.0):
+        self.periodic = None
+        for task in side:
+            task.stop(timeout)
 
     def serve(self):
         cfg = self.cfg

@@ -4,6 +4,7 @@ answered recently, 503 otherwise; /metrics is Prometheus text format."""
 
 import logging
 import time
+from datetime import timezone
 
 import gevent.lock
 from werkzeug.wrappers import Request, Response
@@ -44,6 +45,10 @@ COUNTERS = {
     "dead_executions": ("queue_job_runner_dead_executions_total",
                         "started jobs whose execution died (Odoo worker killed or gone) requeued or failed"),
     "reconnects": ("queue_job_runner_db_reconnects_total", "database reconnections"),
+    "periodic_fired": ("queue_job_runner_periodic_fired_total",
+                       "periodic ticks this runner decided with a new job"),
+    "periodic_skipped": ("queue_job_runner_periodic_skipped_total",
+                         "periodic ticks this runner decided as skipped (previous job running)"),
 }
 
 
@@ -76,6 +81,13 @@ def render(runner):
             for ch in runner.cfg.channel_tree.channels if ch.capacity is not None])
     metric("queue_job_runner_in_flight", "gauge", "jobs claimed by this runner and not finished",
            [({"db": db, "channel": ch}, n) for (db, ch), n in sorted(inflight.items())])
+    metric("queue_job_runner_periodic_next_fire_timestamp_seconds", "gauge",
+           "when each periodic job timed here is next due (Unix time, database clock)",
+           [({"db": loop.dbname, "periodic": t.id, "name": t.name},
+             t.due.replace(tzinfo=timezone.utc).timestamp())
+            for loop in runner.loops if loop.periodic is not None
+            for t in sorted(loop.periodic.timers.values(), key=lambda t: t.id)
+            if t.due is not None])
     hist = runner.claim_latency
     name = "queue_job_runner_claim_seconds"
     lines.append(f"# HELP {name} claim round latency")
@@ -98,12 +110,13 @@ class DatabaseGauges:
     max by (db), never sum. Read when /metrics is scraped, at most once per
     READ_EVERY whatever the number of scrapers, in two statements on the
     loop's connection: the registry with its liveness locks (status_runners,
-    as `status`) and pending jobs per channel (pending_gauges: the pending
-    partial index, never the done/failed history). No scrape, no query."""
+    as `status`), pending jobs per channel (pending_gauges: the pending
+    partial index, never the done/failed history) and each periodic
+    definition's latest tick and job (status_periodic). No scrape, no query."""
 
     def __init__(self, session):
         self.session = session
-        self.reading = None  # (runners, pending rows)
+        self.reading = None  # (runners, pending rows, periodic rows)
         self.read_at = None
         self._single = gevent.lock.Semaphore()  # one reading at a time; others get the last
 
@@ -123,7 +136,9 @@ class DatabaseGauges:
                             cr.execute(queries.get("status_runners"))
                             runners = [(r[8], r[9]) for r in cr.fetchall()]  # (alive, in flight)
                             cr.execute(queries.get("pending_gauges"))
-                            reading = runners, cr.fetchall()
+                            pending = cr.fetchall()
+                            cr.execute(queries.get("status_periodic"))
+                            reading = runners, pending, cr.fetchall()
             except (dbmod.OperationalError, dbmod.InterfaceError):
                 pass  # the loop sees the same failure and reconnects
             self.reading, self.read_at = reading, time.monotonic()
@@ -138,6 +153,10 @@ DATABASE_GAUGES = {
     "queue_job_runner_pending_jobs": "pending jobs per channel, future eta included",
     "queue_job_runner_oldest_pending_seconds":
         "age of the oldest due pending job per channel (since its eta, or its creation); 0: none due",
+    "queue_job_runner_periodic_last_tick_timestamp_seconds":
+        "the latest decided tick of each periodic job (Unix time)",
+    "queue_job_runner_periodic_last_job":
+        "1 for the state of each periodic job's latest job (state none: no job yet, deleted: gone)",
 }
 
 
@@ -147,7 +166,7 @@ def database_gauges(runner, metric):
         reading = loop.gauges.read()
         if reading is None:
             continue
-        runners, pending = reading
+        runners, pending, periodic = reading
         db = {"db": loop.dbname}
         samples["queue_job_runner_live_runners"].append((db, sum(alive for alive, _n in runners)))
         samples["queue_job_runner_dead_runners"].append((db, sum(not alive for alive, _n in runners)))
@@ -157,6 +176,13 @@ def database_gauges(runner, metric):
             samples["queue_job_runner_pending_jobs"].append(({**db, "channel": channel}, count))
             samples["queue_job_runner_oldest_pending_seconds"].append(
                 ({**db, "channel": channel}, float(age or 0)))
+        for pid, name, _active, *_schedule, tick, _skipped, uuid, state in periodic:
+            which = {**db, "periodic": pid, "name": name}
+            if tick is not None:
+                samples["queue_job_runner_periodic_last_tick_timestamp_seconds"].append(
+                    (which, tick.replace(tzinfo=timezone.utc).timestamp()))
+            samples["queue_job_runner_periodic_last_job"].append(
+                ({**which, "state": state or ("deleted" if uuid else "none")}, 1))
     for name, help_ in DATABASE_GAUGES.items():
         metric(name, "gauge", help_ + " (every runner of it serves the same value)", samples[name])
 

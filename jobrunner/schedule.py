@@ -22,6 +22,8 @@ from cronsim import CronSim, CronSimError
 from .errors import ConfigError
 
 _SECOND = timedelta(seconds=1)
+_TINY = timedelta(microseconds=1)
+CAP = 10000  # count_between's bound
 _DST_MARGIN = timedelta(hours=3)  # Debian cron treats clock changes under 3 h as DST
 
 
@@ -62,6 +64,12 @@ def check(interval_seconds=None, cron=None, time_zone=None, start=None):
 build = check  # the runner's name for it: it wants the schedule, not the verdict
 
 
+def first_due(sched, last_tick):
+    """When a definition whose latest decided tick is last_tick (None: never
+    fired) is due: the tick after it, or its first tick >= start."""
+    return sched.next_after(last_tick if last_tick is not None else sched.start - _TINY)
+
+
 class Interval:
     def __init__(self, seconds, start):
         self.step = timedelta(seconds=seconds)
@@ -78,6 +86,11 @@ class Interval:
         if at < self.start:
             return self.start
         return self.start + ((at - self.start) // self.step + 1) * self.step
+
+    def count_between(self, after, before, cap=CAP):
+        """How many ticks fall strictly between after (None: before start) and before."""
+        first = self.next_after(after or self.start - _TINY)
+        return min(cap, max(0, -((first - before) // self.step)))
 
     def __repr__(self):
         return f"every {self.step.total_seconds():g}s from {self.start}"
@@ -114,6 +127,17 @@ class Cron:
             at = self.start - _SECOND  # the start itself may be a tick
         # forward iteration starts strictly after its argument (whole seconds)
         return self._first(CronSim(self.expr, _local(at.replace(microsecond=0), self.zone)))
+
+    def count_between(self, after, before, cap=CAP):
+        """How many ticks fall strictly between after (None: before start) and
+        before, counted up to cap (a long downtime of a frequent cron)."""
+        n, at = 0, after or self.start - _TINY
+        while n < cap:
+            at = self.next_after(at)
+            if at is None or at >= before:
+                break
+            n += 1
+        return n
 
     @staticmethod
     def _first(it):

@@ -32,12 +32,13 @@ class Session:
     statement at a time through cursor(); `ctl` holds the liveness lock and,
     in notify mode, LISTENs."""
 
-    def __init__(self, cfg, dbname, on_hint, on_lost, on_reload):
+    def __init__(self, cfg, dbname, on_hint, on_lost, on_reload, on_periodic=lambda: None):
         self.cfg = cfg
         self.dbname = dbname
         self.on_hint = on_hint  # a hint arrived
         self.on_lost = on_lost  # (exc) the control connection, hence our liveness, is gone
         self.on_reload = on_reload  # queue_job 18.0's channel records changed
+        self.on_periodic = on_periodic  # a periodic job definition changed (the addon says so)
         self.conn = None
         self.ctl = None
         self.runner_id = None
@@ -174,6 +175,8 @@ class Session:
                     ctl.notifies.clear()
                     if "reload" in kinds:
                         self.on_reload()
+                    if "periodic" in kinds:
+                        self.on_periodic()
                     if "hint" in kinds:
                         self.on_hint()
         except Exception as exc:  # connection gone: the loop reconnects
@@ -202,11 +205,13 @@ class Session:
 
 
 RELOAD_CHANNEL, RELOAD_PAYLOAD = "queue_job", "reload"
+PERIODIC_PAYLOAD = "periodic"  # on our channel: the addon saved a periodic definition
 
 
 def _kind(notification):
-    """"hint" (ours), "reload" (queue_job 18.0 channel edits) or None: a
-    stock trigger's uuid on queue_job's channel is neither."""
+    """"hint" (ours), "periodic" (ours: definitions changed), "reload"
+    (queue_job 18.0 channel edits) or None: a stock trigger's uuid on
+    queue_job's channel is neither."""
     if notification.channel == RELOAD_CHANNEL:
         return "reload" if notification.payload == RELOAD_PAYLOAD else None
-    return "hint"
+    return "periodic" if notification.payload == PERIODIC_PAYLOAD else "hint"

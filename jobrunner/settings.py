@@ -88,6 +88,10 @@ SETTINGS = (
     # a dead runner is seen within 8 s; an idle runner's cost is 1/8 query per second
     Setting("recovery_interval", float, 8.0, "seconds between dead-runner/dead-job checks (8)",
             minimum=0.1),
+    # a NOTIFY from the addon applies edits at once; this bounds the delay
+    # in poll mode and for edits made outside Odoo (1/60 query per second)
+    Setting("periodic_refresh", float, 60.0,
+            "seconds between re-reads of the periodic job definitions (60)", minimum=1),
     Setting("http_timeout", float, None,
             "seconds before a runjob request is abandoned (default: none)", minimum=0.1),
     Setting("db_timeout", float, 20.0,

@@ -5,7 +5,7 @@ have in flight; dead runners waiting for recovery. A table, or --json."""
 import json
 import sys
 
-from . import config as config_mod, db as dbmod, limits as limits_mod, queries, schema
+from . import config as config_mod, db as dbmod, limits as limits_mod, queries, schedule, schema
 from .channels import parse_channels
 from .plan import normalize_channel
 from .errors import ConfigError, first_line
@@ -45,6 +45,7 @@ def collect(cr, dbname, string_limits=None):
         "dead_runners": [r for r in all_runners if not r["alive"]],
         # present: stock queue_job's runner may be at work, and it is not listed
         "stock_trigger": schema.stock_trigger_present(cr),
+        "periodic": periodic_definitions(cr),
     }
 
 
@@ -62,6 +63,27 @@ def runners(cr):
         except ConfigError:  # a registry row we cannot read: count nothing for it
             r["capacity"] = 0
     return found
+
+
+def periodic_definitions(cr):
+    """Each periodic definition: its schedule, when it is next due (the tick
+    after its latest decided one: in the past while no runner is up) and its
+    latest job with that job's state."""
+    cr.execute(queries.get("status_periodic"))
+    out = []
+    for pid, name, active, interval, cron, tz, start, tick, skipped, uuid, state in cr.fetchall():
+        item = {"id": pid, "name": name, "active": active, "next_fire": None, "error": None,
+                "schedule": f"every {interval}s" if interval is not None
+                else f"cron {cron} ({tz or 'UTC'})",
+                "last_tick": tick, "last_skipped": skipped, "last_job": uuid, "last_state": state}
+        try:
+            sched = schedule.build(interval, cron, tz, start)
+            if active:
+                item["next_fire"] = schedule.first_due(sched, tick)
+        except ConfigError as exc:
+            item["error"] = str(exc)
+        out.append(item)
+    return out
 
 
 LOCAL = ("localhost", "127.", "0.0.0.0", "::1", "[::1]")  # addresses of the runner's own host
@@ -142,6 +164,20 @@ def render(report):
         out.append("stock queue_job_notify trigger present: the flag is off in this database (or "
                    "the addon was not updated since it was turned on); stock queue_job's runner "
                    "is not listed here")
+    if report["periodic"]:
+        out.append("periodic jobs:")
+    for p in report["periodic"]:
+        if p["error"]:
+            when = f"not timed: {p['error']}"
+        elif not p["active"]:
+            when = "inactive"
+        else:
+            when = f"next {p['next_fire']:%Y-%m-%d %H:%M:%S} UTC"
+        last = "no job yet"
+        if p["last_job"]:
+            last = (f"last job {p['last_job']} {p['last_state'] or 'deleted'}"
+                    + (" (its tick skipped: still running)" if p["last_skipped"] else ""))
+        out.append(f"  #{p['id']} {p['name']}: {p['schedule']}, {when}, {last}")
     for r in report["dead_runners"]:
         out.append(f"dead runner #{r['id']} {r['host']} pid {r['pid']}: {r['in_flight']} job(s) wait for "
                    "recovery by a live runner")

@@ -18,6 +18,7 @@ import uuid as uuidlib
 import psycopg2
 
 from .. import claim, db as dbmod, queries, schema
+from ..session import PERIODIC_PAYLOAD
 from .pgcluster import free_port
 
 STOCK = pathlib.Path(__file__).with_name("stock")
@@ -47,6 +48,36 @@ CROSS JOIN LATERAL (SELECT
 ORDER BY g
 RETURNING id
 """
+
+
+# A periodic definition whose job_template is the row insert_jobs() would
+# write for the call, as to_jsonb, less what each fire sets (the addon builds
+# it the same way from the row Odoo would store).
+INSERT_PERIODIC = """
+WITH r AS (DELETE FROM queue_job WHERE id = %(job_id)s RETURNING *)
+INSERT INTO queue_job_periodic (name, active, model_name, method_name, interval_seconds, cron,
+                                time_zone, start, allow_overlap, channel, priority, max_retries,
+                                job_template)
+SELECT %(name)s, true, r.model_name, r.method_name, %(interval_seconds)s, %(cron)s,
+       %(time_zone)s, COALESCE(%(start)s, now() AT TIME ZONE 'utc'), %(allow_overlap)s,
+       %(channel)s, %(priority)s, %(max_retries)s,
+       to_jsonb(r) - 'id' - 'uuid' - 'state' - 'date_created' - 'date_done'
+FROM r
+RETURNING id
+"""
+
+
+def insert_periodic(cr, name="periodic", *, interval_seconds=None, cron=None, time_zone=None,
+                    start=None, allow_overlap=False, channel=None, priority=None,
+                    max_retries=None, method_name="noop", args="[]", template_channel="root"):
+    """A periodic definition (start defaults to now); returns its id.
+    channel/priority/max_retries: the definition's (None: the template's)."""
+    [job_id] = insert_jobs(cr, 1, method_name=method_name, args=args, channel=template_channel)
+    cr.execute(INSERT_PERIODIC, {
+        "job_id": job_id, "name": name, "interval_seconds": interval_seconds, "cron": cron,
+        "time_zone": time_zone, "start": start, "allow_overlap": allow_overlap,
+        "channel": channel, "priority": priority, "max_retries": max_retries})
+    return cr.fetchone()[0]
 
 
 def insert_jobs(cr, n=None, *, channel="root", priority=10, state="pending", eta=None,
@@ -172,6 +203,19 @@ class Database:
         """Jobs that differ: rows of (channel, priority, date_created, eta,
         method_name, args); returns their ids in order."""
         return self.insert_jobs(None, rows=rows)
+
+    def insert_periodic(self, name="periodic", notify=True, **kw):
+        """insert_periodic() on this database, then the addon's NOTIFY
+        (after the commit: this connection autocommits)."""
+        with self.conn.cursor() as cr:
+            pid = insert_periodic(cr, name, **kw)
+        if notify:
+            self.notify_periodic()
+        return pid
+
+    def notify_periodic(self):
+        """What the addon sends after saving a definition."""
+        self.execute(queries.get("hint_notify"), {"payload": PERIODIC_PAYLOAD})
 
     def states(self):
         return dict(self.execute("SELECT state, count(*) FROM queue_job GROUP BY state"))

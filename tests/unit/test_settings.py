@@ -18,6 +18,7 @@ SAMPLES = {
     "channels": "root:3,root.sub:1:sequential", "scheme": "https", "host": "odoo.internal",
     "port": "8070", "executor_workers": "4", "http_auth_user": "u", "http_auth_password": "s3cret", "wakeup": "poll",
     "poll_min": "0.2", "poll_max": "7", "grace": "12", "recovery_interval": "3",
+    "periodic_refresh": "30",
     "http_timeout": "600", "db_timeout": "9", "metrics_port": "9187", "metrics_host": "0.0.0.0",
     "db_host": "pg", "db_port": "6432", "db_user": "odoo", "db_password": "pw",
     "log_level": "DEBUG", "log_format": "json", "log_file": "/var/log/odoo/queue.log",
