@@ -12,7 +12,11 @@ TOKEN_HEADER = "X-Queue-Job-Token"
 DB_HEADER = "X-Odoo-Database"
 # The answer's "done" (or "failed"): the job ran and that state is committed,
 # so the runner frees its slot without asking the database. Any other
-# answer, or none, is checked there (the claim's state and token).
+# answer, or none (a retried job, stock queue_job, an error page), is
+# checked there (the claim's state and token). The executor's word is
+# trusted: one saying it of a job it never started would leave that claim
+# enqueued until its runner stops (then recovery hands it back); the addon's
+# controller and the reference executor say it only after the commit.
 STATE_HEADER = "X-Queue-Job-State"
 ENDED_STATES = ("done", "failed")
 

@@ -27,8 +27,9 @@ class RunJobCase(common.HttpCase):
         return job
 
     def _runjob(self, job, token=None, in_query=False):
-        self._get_runjob(job.uuid, token, in_query)
+        response = self._get_runjob(job.uuid, token, in_query)
         job.invalidate_recordset()
+        return response
 
     def _get_runjob(self, uuid, token=None, in_query=False):
         url = f"/queue_job/runjob?db={self.env.cr.dbname}&job_uuid={uuid}"
@@ -63,6 +64,22 @@ class TestRunJobToken(RunJobCase):
             with self.assertLogs(OUR_LOGGER, "WARNING"):
                 self._runjob(job, "tok-1")
             self.assertEqual(self._created("qjsl token"), 1)
+
+    def test_the_answer_says_when_the_job_is_done(self):
+        # the runner then frees its slot without asking the database
+        with mock.patch.object(flag, "SKIP_LOCKED", True):
+            job = self._enqueued("qjsl ended", "tok-6")
+            with self.assertLogs(OUR_LOGGER, "WARNING"):
+                refused = self._runjob(job, "stale-token")
+            self.assertNotIn(runjob.STATE_HEADER, refused.headers)
+            answer = self._runjob(job, "tok-6")
+            self.assertEqual(job.state, "done")
+            self.assertEqual(answer.headers.get(runjob.STATE_HEADER), "done")
+        with mock.patch.object(flag, "SKIP_LOCKED", False):
+            job = self._enqueued("qjsl ended flag off", "tok-7")
+            answer = self._runjob(job)
+            self.assertEqual(job.state, "done")
+            self.assertNotIn(runjob.STATE_HEADER, answer.headers)  # stock, untouched
 
     def test_the_token_in_the_query_string_still_runs_the_job(self):
         with mock.patch.object(flag, "SKIP_LOCKED", True):
@@ -124,9 +141,11 @@ class TestRunJobCommit(RunJobCase):
             # the job fails (its failed state is written on a cursor of its
             # own, which HttpCase's request rollback undoes: the log says it)
             with self.assertLogs(STOCK_LOGGER, "ERROR") as stock:
-                self._runjob(job, "tok-3")
+                answer = self._runjob(job, "tok-3")
             self.assertIn("Commit is forbidden in queue jobs", stock.output[0])
             self.assertNotEqual(job.state, "done")
+            # not said done: the runner asks the database
+            self.assertNotIn(runjob.STATE_HEADER, answer.headers)
 
     def test_allow_commit_job_runs(self):
         self.env["queue.job.function"].create({

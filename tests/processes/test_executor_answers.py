@@ -6,6 +6,7 @@ without starting it) is never hammered in silence: the job goes back to
 pending untouched, the runner backs off, counts the answer in /metrics and
 logs it once per streak with its likely cause."""
 
+import http.client
 import http.server
 import re
 import socket
@@ -14,29 +15,24 @@ import time
 
 import pytest
 
-from jobrunner.testing.fixtures import (http_get, registered_runners, start_executor, start_runner,
-                                       wait_until)
+from jobrunner.testing.fixtures import (http_get, max_overlap, registered_runners, scrape,
+                                       start_executor, start_runner, wait_until)
 from jobrunner.testing.pgcluster import free_port
 
 
-class Answerer:
-    """A real HTTP server on loopback answering every request the same way:
-    a status code, or "lost" (the connection closed without an answer)."""
+class Loopback:
+    """A real HTTP server on loopback, in a thread; do_get(handler) answers."""
 
-    def __init__(self, answer):
-        self.answer = answer
-        self.requests = []
+    protocol = "HTTP/1.0"  # one request per connection
+
+    def __init__(self):
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = outer.protocol
+
             def do_GET(self):
-                outer.requests.append((self.path, dict(self.headers)))
-                if outer.answer == "lost":
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    return
-                self.send_response(outer.answer)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                outer.do_get(self)
 
             def log_message(self, *args):
                 pass
@@ -48,6 +44,25 @@ class Answerer:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class Answerer(Loopback):
+    """Answers every request the same way: a status code, or "lost" (the
+    connection closed without an answer)."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.requests = []
+        super().__init__()
+
+    def do_get(self, handler):
+        self.requests.append((handler.path, dict(handler.headers)))
+        if self.answer == "lost":
+            handler.connection.shutdown(socket.SHUT_RDWR)
+            return
+        handler.send_response(self.answer)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
 
 
 # answer -> (the outcome the runner names, a word of the cause it gives)
@@ -107,6 +122,82 @@ def test_an_answer_that_takes_no_job_backs_off_is_counted_and_logged_once(qdb, p
     finally:
         if answerer is not None:
             answerer.close()
+
+
+class Forwarder(Loopback):
+    """Passes each runjob request on to a real executor and its answer back
+    without the job-state header: an executor that does not say the job
+    ended (stock queue_job's runjob)."""
+
+    protocol = "HTTP/1.1"  # keep-alive, as the reference executor
+
+    def __init__(self, port):
+        self.to = port
+        super().__init__()
+
+    def do_get(self, handler):
+        conn = http.client.HTTPConnection("127.0.0.1", self.to, timeout=60)
+        conn.request("GET", handler.path, headers=dict(handler.headers))
+        answer = conn.getresponse()
+        body = answer.read()
+        conn.close()
+        handler.send_response(answer.status)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+
+def _states_queries(db):
+    """Runs of the runner's states query (`inflight_states`) in db."""
+    return db.scalar("SELECT COALESCE(sum(calls), 0) FROM pg_stat_statements s "
+                     "JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database() "
+                     "AND s.query LIKE '%%state, claim_token FROM queue_job WHERE id = ANY%%'")
+
+
+@pytest.mark.parametrize("says_ended", [True, False], ids=["says-ended", "silent"])
+def test_an_answer_saying_the_job_ended_frees_its_slot_without_asking_the_database(
+        qdb, pg_cluster, procs, says_ended):
+    """The executor's answer says done or failed (X-Queue-Job-State): the
+    runner frees the slot at once, no states query. An answer without it
+    (stock queue_job) is checked in the database, as before. Either way
+    every job ends once and the capacity holds."""
+    if qdb.version != "17":
+        pytest.skip("the same on every series")
+    qdb.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    executor = start_executor(pg_cluster)
+    procs.append(executor)
+    forwarder = None if says_ended else Forwarder(executor.port)
+    metrics_port = free_port()
+    runner = start_runner(pg_cluster, [qdb.name], (forwarder or executor).port, "--channels",
+                          "root:4", "--metrics-port", str(metrics_port))
+    procs.append(runner)
+    try:
+        wait_until(lambda: registered_runners(qdb) == 1)
+        before = _states_queries(qdb)
+        qdb.insert_jobs(60, method_name="sleep_ms", args="[2]")
+        qdb.insert_jobs(5, method_name="fail")
+        wait_until(lambda: qdb.states() == {"done": 60, "failed": 5}, timeout=120,
+                   message="the jobs to end")
+        # every slot freed and counted by what ended it
+        def seen_ended():
+            samples = scrape(metrics_port)
+            return (samples[("queue_job_runner_done_total", ())],
+                    samples[("queue_job_runner_failed_total", ())])
+
+        wait_until(lambda: seen_ended() == (60, 5), message="the runner to see every job end")
+        queries = _states_queries(qdb) - before
+        runs = qdb.execute("SELECT job_id, started_at, ended_at FROM jobrunner_execution")
+    finally:
+        if forwarder is not None:
+            forwarder.close()
+    assert len(runs) == 65 and len({r[0] for r in runs}) == 65  # each job once
+    assert max_overlap([(r[1], r[2]) for r in runs]) <= 4
+    # a failed job's HTTP 500 that says "failed" is a job taken: no backoff
+    assert "[executor-not-taking]" not in runner.output()
+    if says_ended:
+        assert queries == 0
+    else:
+        assert queries >= 1
 
 
 def test_each_database_gets_its_series_runjob_protocol(qdb, second_db, pg_cluster, procs):
