@@ -19,7 +19,7 @@ import time
 from jobrunner.testing.fixtures import Database, Proc, wait_until
 
 from .common import Section, fmt, plot_bars, ratio_fmt
-from .dispatch import _insert_and_wait
+from .dispatch import _drain
 from .oca import SideBySide
 
 WORKER = os.path.join(os.path.dirname(__file__), "peers_workers", "peer.py")
@@ -78,7 +78,7 @@ def run(argv):
                 for k in concurrencies:
                     with sbs.ours(f"root:{k}"):
                         res.setdefault(("ours", k), []).append(
-                            _insert_and_wait(sbs.db_ours, args.jobs, hint_after=True))
+                            _drain(sbs.db_ours, args.jobs, hint_after=True))
                     for peer in ("procrastinate", "pgqueuer"):
                         res.setdefault((peer, k), []).append(peer_drain(sbs.c, py, peer, args.jobs, k))
             env = sbs.env
