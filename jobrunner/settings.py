@@ -114,14 +114,14 @@ SETTINGS = (
     Setting("log_file", str, None,
             "append log lines to this file instead of stderr (reopened after logrotate)",
             command="common"),
-    # 50 ms: a process committing jobs without pause sends at most 20 hints/s
-    # (16 such processes cost under 3 % of enqueue TPS, benchmarks notify_cost),
+    # 50 ms: a host whose processes commit jobs without pause sends at most
+    # ~20 hints/s per database, whatever its number of processes (HostGate),
     # while a job arriving after a quiet window is hinted at once; a job
     # that arrives within the window waits at most that for its hint, and
     # a runner that just claimed polls again within poll_min anyway
     Setting("hint_window", float, 0.05,
-            "seconds: after a hint an Odoo process sends at once, the hints of its next "
-            "commits within this window coalesce into one sent at its end (0.05; 0: one per "
+            "seconds: after a hint sent at once, the hints of the next commits of the host's "
+            "processes within this window coalesce into one sent at its end (0.05; 0: one per "
             "commit)", command="odoo", minimum=0, maximum=5),
 )
 BY_NAME = {s.name: s for s in SETTINGS}

@@ -107,3 +107,53 @@ def test_send_now_reuses_the_hint_connection_and_replaces_one_the_server_closed(
     wait_until(lambda: len(payloads()) >= 3, timeout=10, message="three ended hints")
     assert payloads() == ["u1", "u2", "u3"]
     listener.close()
+
+
+ENQUEUER = """
+import json, sys, time
+from jobrunner.hint import Hinter
+hinter = Hinter(json.loads(sys.argv[1]), window=float(sys.argv[3]))
+print("ready", flush=True)
+sys.stdin.readline()  # all start together
+end = time.monotonic() + float(sys.argv[4])
+while time.monotonic() < end:  # a commit every 10 ms, each followed by its hint
+    hinter.hint(sys.argv[2])
+    time.sleep(0.01)
+asked = time.time()  # the last commit's hint must be served by a NOTIFY sent after it
+print(json.dumps({"sent": hinter.sent, "skipped": hinter.skipped, "asked": asked}), flush=True)
+time.sleep(2 * float(sys.argv[3]))  # its window's end, then exit (atexit flushes the rest)
+"""
+
+
+def test_the_processes_of_a_host_share_one_hint_per_window(qdb):
+    """Odoo's workers each have a Hinter: together they send about one
+    NOTIFY per window to a database, not one each, and the last commit of
+    each is still followed by a NOTIFY."""
+    listener = _listener(qdb)
+    window, seconds, n = 0.5, 3.0, 4
+    procs = [subprocess.Popen([sys.executable, "-c", ENQUEUER, json.dumps(qdb.conninfo), qdb.name,
+                               str(window), str(seconds)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for _ in range(n)]
+    received = []  # when each NOTIFY arrived
+    try:
+        for p in procs:
+            assert p.stdout.readline().strip() == "ready"
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        while any(p.poll() is None for p in procs):  # until every sender has exited
+            received += [time.time()] * len(_notifications(listener))
+            listener.notifies.clear()
+            time.sleep(0.01)  # the polling period of this listener
+        received += [time.time()] * len(_notifications(listener))
+        results = [json.loads(p.stdout.read().strip()) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    listener.close()
+    sent, skipped = sum(r["sent"] for r in results), sum(r["skipped"] for r in results)
+    # alone, each process would send one per window: n * (seconds / window + 1) = 28
+    assert sent <= seconds / window + 1 + n, results
+    assert skipped > 0 and len(received) >= seconds / window - 1  # the cadence went on
+    assert max(received) >= max(r["asked"] for r in results)  # the last commits were hinted
