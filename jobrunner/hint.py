@@ -49,8 +49,7 @@ class HostGate:
         before now may skip), or the seconds to wait for the window's end."""
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         try:
-            raw = os.pread(self.fd, 8, 0)
-            last = struct.unpack("d", raw)[0] if len(raw) == 8 else 0.0
+            last = self.last()
             now = time.time()
             if last >= requested:
                 return "skip"
@@ -60,6 +59,11 @@ class HostGate:
             return "send"
         finally:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    def last(self):
+        """time.time() of the host's last hint to this database (0: none)."""
+        raw = os.pread(self.fd, 8, 0)
+        return struct.unpack("d", raw)[0] if len(raw) == 8 else 0.0
 
 
 class Hinter:
