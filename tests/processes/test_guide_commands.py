@@ -59,8 +59,9 @@ EXERCISED = {
     "queue-job-runner run -c /etc/odoo/odoo.conf --metrics-port 9187": "test_the_guide_on_three_runners",
     "queue-job-runner run -c /etc/odoo/odoo.conf --metrics-port 9187 --metrics-host 0.0.0.0":
         "test_the_guide_on_three_runners",
-    ODOO_PIP + " install --no-deps /path/to/checkout": "test_the_guide_install_commands",
-    ODOO_PIP + " install --no-deps -e /path/to/checkout": "test_the_guide_install_commands",
+    ODOO_PIP + " install --no-deps /path/to/checkout 'cronsim>=2.6'": "test_the_guide_install_commands",
+    ODOO_PIP + " install --no-deps -e /path/to/checkout 'cronsim>=2.6'":
+        "test_the_guide_install_commands",
     "/path/to/venv/bin/python -m pip install /path/to/checkout": "test_the_guide_install_commands",
     ODOO_PIP + " uninstall -y queue-job-skiplocked": "test_the_guide_install_commands",
     "odoo -c odoo.conf -d DB -u queue_job_skiplocked --stop-after-init --no-http":
@@ -257,6 +258,25 @@ def test_the_guide_removal_check(stock_db):
     assert stock_db.execute(check) == [(1, 0, 0)]
 
 
+# what Odoo's own requirements bring (17.0 to 19.0): --no-deps relies on them
+ODOO_HAS = {"psycopg2-binary", "werkzeug", "gevent"}
+
+
+def test_the_guide_install_commands_name_what_odoo_lacks():
+    """`--no-deps` installs none of our requirements: every one Odoo's venv
+    lacks must be in the command (a real Odoo 17 venv failed to load the
+    addon on `No module named 'cronsim'`). The venv below sees this
+    machine's packages, so it cannot tell."""
+    requires = re.search(r"install_requires=\[([^\]]*)\]", (ROOT / "setup.py").read_text())
+    lacking = [r for r in re.findall(r'"([^"]+)"', requires.group(1))
+               if re.split(r"[<>=!~ ]", r)[0].lower() not in ODOO_HAS]
+    assert "cronsim>=2.6" in lacking
+    commands = [c for c in EXERCISED if "--no-deps" in c]
+    assert len(commands) == 2
+    for command in commands:
+        assert set(lacking) <= set(shlex.split(command)), (command, lacking)
+
+
 def test_the_guide_install_commands(stock_db, pg_cluster, tmp_path):
     """Prerequisites' pip commands, run as shown into a virtualenv standing
     in for Odoo's (it sees this machine's psycopg2/gevent/werkzeug as Odoo's
@@ -297,7 +317,7 @@ def test_the_guide_install_commands(stock_db, pg_cluster, tmp_path):
         assert out.returncode == 0, out.stderr
         assert f"{stock_db.name}: queue_job_skiplocked schema is up to date" in out.stdout
 
-    shown(ODOO_PIP + " install --no-deps /path/to/checkout")
+    shown(ODOO_PIP + " install --no-deps /path/to/checkout 'cronsim>=2.6'")
     version = subprocess.run([runner, *shlex.split(cmd_of("queue-job-runner --version"))[1:]],
                              capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert version.returncode == 0 and version.stdout.strip() == jobrunner.__version__
@@ -309,7 +329,7 @@ def test_the_guide_install_commands(stock_db, pg_cluster, tmp_path):
     shown(ODOO_PIP + " uninstall -y queue-job-skiplocked")
     assert not os.path.exists(runner) and not addon.exists()
 
-    shown(ODOO_PIP + " install --no-deps -e /path/to/checkout")  # a source deployment
+    shown(ODOO_PIP + " install --no-deps -e /path/to/checkout 'cronsim>=2.6'")  # a source deployment
     installed_copy_works()
     shown(ODOO_PIP + " uninstall -y queue-job-skiplocked")
     shown("/path/to/venv/bin/python -m pip install /path/to/checkout")  # a runner host: dependencies already there
