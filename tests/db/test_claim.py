@@ -157,3 +157,24 @@ def test_claim_plan_uses_partial_index_and_touches_no_done_row(qdb):
                    for n in scans)
     assert examined < 2 * len(pending), examined
     assert plan["Shared Hit Blocks"] + plan.get("Shared Read Blocks", 0) < 3000
+
+
+def test_a_claims_commit_skips_the_wal_flush_of_its_own_transaction_only(qdb):
+    """The claim sets synchronous_commit off for its transaction (one fsync
+    less per job; test_faults' crash test shows nothing is lost by it); the
+    session's setting, and so any other write on it, stays as it was."""
+    qdb.insert_jobs(2)
+    conn = qdb.connect()
+    try:
+        with conn.cursor() as cr:
+            cr.execute("SET synchronous_commit = on")
+            cr.execute("BEGIN")  # as in a group claim: a transaction around it
+            jobs, _ = claim.claim_channels(cr, None, 1)
+            cr.execute("SHOW synchronous_commit")
+            assert len(jobs) == 1 and cr.fetchone()[0] == "off"
+            cr.execute("COMMIT")
+            jobs, _ = claim.claim_channels(cr, None, 1)  # autocommit: its own transaction
+            cr.execute("SHOW synchronous_commit")
+            assert len(jobs) == 1 and cr.fetchone()[0] == "on"
+    finally:
+        conn.close()

@@ -225,6 +225,36 @@ def test_chaos_10000_jobs_kill_9_runners_and_restart_postgresql(fdb, fault_clust
     assert all(done_runs[j] == 1 for (j,) in fdb.execute("SELECT id FROM queue_job WHERE state = 'done'"))
 
 
+def test_postgresql_crash_mid_drain_loses_no_job_and_runs_none_twice(procs):
+    """A claim commits without waiting for the WAL flush (claim.sql). On a
+    server whose other commits do wait, as Odoo's, an immediate stop (a
+    crash: what was not yet written is gone) in the middle of a drain: every
+    job still ends done, once, never two executions at once."""
+    with Cluster(settings={"synchronous_commit": "on"}) as cluster:
+        db = build_db(cluster, "crash", "17", trigger=False)
+        rnd = random.Random(7)
+        base = db.scalar("SELECT now() AT TIME ZONE 'utc'") - timedelta(hours=1)
+        db.insert_rows([("root", 10, base, None, "sleep_ms", f"[{rnd.randint(0, 10)}]")
+                        for _ in range(1500)])
+        executor = start_executor(cluster)
+        procs.append(executor)
+        args = ("--channels", "root:8", "--recovery-interval", "1", "--db-timeout", "5")
+        runners = [start_runner(cluster, [db.name], executor.port, *args) for _ in range(2)]
+        procs.extend(runners)
+        done = "SELECT count(*) FROM queue_job WHERE state = 'done'"
+        wait_until(lambda: db.scalar(done) >= 300, timeout=120, message="300 jobs done")
+        db.close()
+        cluster.restart("immediate")
+        wait_until(lambda: db.scalar(done) == 1500, timeout=180, message="every job done")
+        runs = executions_by_job(db)
+        assert overlapping(runs) == []
+        assert all(sum(1 for *_x, outcome in runs[j] if outcome == "done") == 1
+                   for (j,) in db.execute("SELECT id FROM queue_job"))
+        db.close()
+        for proc in (*runners, executor):  # before their server goes
+            proc.kill()
+
+
 def test_runner_never_logs_passwords(fdb, fault_cluster, procs):
     secret = "s3cr3t-Pw"
     executor = start_executor(fault_cluster)
