@@ -1,6 +1,6 @@
 """Side-by-side measurements; not run by the test command.
 
-    python -m benchmarks all            # every scenario, rewrites benchmarks/RESULTS.md (< 30 min)
+    python -m benchmarks all            # every scenario, rewrites benchmarks/RESULTS.md (~1 hour)
     python -m benchmarks all --quick    # the same with tiny sizes: checks the harness only
     python -m benchmarks dispatch       # jobs/s through the reference executor: ours vs OCA's runner
     python -m benchmarks peers          # the same drain with procrastinate and pgqueuer (own venv)
