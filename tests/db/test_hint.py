@@ -123,9 +123,9 @@ print("ready", flush=True)
 sys.stdin.readline()  # all start together
 end = time.monotonic() + float(sys.argv[4])
 while time.monotonic() < end:  # a commit every 10 ms, each followed by its hint
+    asked = time.time()  # taken before hint(): the NOTIFY serving it is sent later still
     hinter.hint(sys.argv[2])
     time.sleep(0.01)
-asked = time.time()  # the last commit's hint must be served by a NOTIFY sent after it
 print(json.dumps({"sent": hinter.sent, "skipped": hinter.skipped, "asked": asked}), flush=True)
 time.sleep(2 * float(sys.argv[3]))  # its window's end, then exit (atexit flushes the rest)
 """
