@@ -52,6 +52,12 @@ def executions_by_job(db):
     return runs
 
 
+def done_executions(runs):
+    """job id -> how many of its executions ended done."""
+    return defaultdict(int, {job_id: sum(1 for *_x, outcome in execs if outcome == "done")
+                             for job_id, execs in runs.items()})
+
+
 def overlapping(runs):
     """Jobs with two executions open at once. An execution whose end was
     never recorded (its connection died with PostgreSQL or its executor)
@@ -219,9 +225,7 @@ def test_chaos_10000_jobs_kill_9_runners_and_restart_postgresql(fdb, fault_clust
     assert fdb.scalar("SELECT count(*) FROM queue_job WHERE state = 'failed' AND method_name <> 'fail'") == 0
     runs = executions_by_job(fdb)
     assert overlapping(runs) == []
-    done_runs = defaultdict(int)
-    for job_id, execs in runs.items():
-        done_runs[job_id] = sum(1 for *_x, outcome in execs if outcome == "done")
+    done_runs = done_executions(runs)
     assert all(done_runs[j] == 1 for (j,) in fdb.execute("SELECT id FROM queue_job WHERE state = 'done'"))
 
 
@@ -248,8 +252,8 @@ def test_postgresql_crash_mid_drain_loses_no_job_and_runs_none_twice(procs):
         wait_until(lambda: db.scalar(done) == 1500, timeout=180, message="every job done")
         runs = executions_by_job(db)
         assert overlapping(runs) == []
-        assert all(sum(1 for *_x, outcome in runs[j] if outcome == "done") == 1
-                   for (j,) in db.execute("SELECT id FROM queue_job"))
+        done_runs = done_executions(runs)
+        assert all(done_runs[j] == 1 for (j,) in db.execute("SELECT id FROM queue_job"))
         db.close()
         for proc in (*runners, executor):  # before their server goes
             proc.kill()
