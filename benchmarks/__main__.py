@@ -3,7 +3,7 @@ import sys
 
 from . import __doc__ as usage
 
-NAMES = ("dispatch", "peers", "ceiling", "claim_rate", "notify_cost", "latency", "idle", "bigtable", "limits")
+NAMES = ("dispatch", "cpu", "peers", "ceiling", "claim_rate", "notify_cost", "latency", "idle", "bigtable", "limits")
 
 if len(sys.argv) < 2 or sys.argv[1] not in NAMES + ("all",):
     print(usage)

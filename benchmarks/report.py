@@ -19,6 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # scenario -> arguments for a full run (52 minutes on 2 quiet cores, 2026-12-04; dispatch 36 of them)
 PLAN = [
     ("dispatch", ["--reps", "2"]),
+    ("cpu", ["--reps", "2"]),
     ("peers", ["--reps", "2"]),
     ("ceiling", ["--reps", "2"]),
     ("claim_rate", ["--reps", "2"]),
@@ -31,6 +32,7 @@ PLAN = [
 QUICK = {
     "dispatch": ["--reps", "1", "--jobs", "2000", "--oca-jobs", "500", "--capacities", "16",
                  "--executors", "1"],
+    "cpu": ["--reps", "1", "--jobs", "500"],
     "peers": ["--reps", "1", "--jobs", "500", "--concurrencies", "4"],
     "ceiling": ["--reps", "1", "--seconds", "2"],
     "claim_rate": ["--reps", "1", "--jobs", "2000"],

@@ -14,11 +14,6 @@ from psycopg2.errors import LockNotAvailable
 from . import db, plan, queries
 from .plan import Bucket, normalize_channel
 
-# The claim's parameters with their SQL types, for its prepared form
-# (db.prepare): planning the claim costs 4-5x its execution (0.76 against
-# 0.16 ms per call, pg_stat_statements with track_planning).
-CLAIM_PARAMS = (("names", "text[]"), ("lims", "int[]"), ("frees", "int[]"), ("ancs", "text[]"),
-                ("limit", "int"), ("runner", "int"), ("key", "text"), ("groups", "text[]"))
 DEAD_JOB_GRACE = 10.0  # seconds between `started` commit and the lock row (OCA's)
 # A runner that vanishes inside a group claim (network cut) must not hold the
 # group for long: the server ends its session after 10 s idle in
@@ -48,7 +43,7 @@ def claim(cr, runner_id, buckets, limit, groups=()):
     if limit <= 0 or not buckets:
         return [], None, []
     cr.execute(
-        db.statement(cr, "claim", CLAIM_PARAMS),
+        queries.get("claim"),
         {
             "names": [b.name for b in buckets],
             "lims": [max(0, b.lim) for b in buckets],
@@ -68,11 +63,6 @@ def claim(cr, runner_id, buckets, limit, groups=()):
             jobs.append(ClaimedJob(id_, uuid, channel, priority, date_created, token))
     jobs.sort(key=_oca_key)
     return jobs, next_eta, pending_groups
-
-
-def prepare(conn):
-    """Claims on `conn` run prepared from now on (db.prepare)."""
-    db.prepare(conn, "claim", CLAIM_PARAMS)
 
 
 def _oca_key(job):

@@ -6,15 +6,7 @@ import contextlib
 import psycopg2
 import psycopg2.extensions
 
-from . import queries
 from .errors import ConfigError
-
-
-class Connection(psycopg2.extensions.connection):
-    """A connection that knows the statements prepared on it (queries.prepared):
-    a new one, a reconnect's, has none."""
-
-    prepared = frozenset()
 
 
 def connect(conninfo, dbname, application_name="queue-job-runner", **extra):
@@ -23,7 +15,7 @@ def connect(conninfo, dbname, application_name="queue-job-runner", **extra):
     params["dbname"] = dbname
     params.setdefault("application_name", application_name)
     params.update(extra)
-    conn = psycopg2.connect(connection_factory=Connection, **params)
+    conn = psycopg2.connect(**params)
     conn.autocommit = True
     return conn
 
@@ -86,26 +78,6 @@ def transaction(conn, first=None, params=None, **set_local):
                     pass
             raise
         cr.execute("COMMIT")
-
-
-def prepare(conn, name, params):
-    """Prepare named query `name` on `conn`, to be planned once: a generic
-    plan, never re-planned per call (PostgreSQL's default, auto, keeps
-    re-planning a statement whose custom plans look cheap). Only for a
-    connection known to be a session of its own: a transaction pooler would
-    run the EXECUTE on another server connection."""
-    prepare_sql, _execute = queries.prepared(name, params)
-    with conn.cursor() as cr:
-        cr.execute("SET plan_cache_mode = force_generic_plan; " + prepare_sql)
-    conn.prepared = conn.prepared | {name}
-
-
-def statement(cr, name, params):
-    """The text to run named query `name` with: its EXECUTE where this cursor's
-    connection has it prepared, else the query itself (same parameters)."""
-    if name in getattr(cr.connection, "prepared", ()):
-        return queries.prepared(name, params)[1]
-    return queries.get(name)
 
 
 DatabaseError = psycopg2.DatabaseError  # the base of OperationalError, IntegrityError...

@@ -58,17 +58,6 @@ def qdb(stock_db):
     return stock_db
 
 
-@pytest.fixture(params=["plain", "prepared"])
-def claim_form(request, qdb):
-    """qdb's claims as the plain statement (a runner in poll mode) and as the
-    prepared one, generic plan (notify mode): the same jobs either way."""
-    if request.param == "prepared":
-        from jobrunner import claim
-
-        claim.prepare(qdb.conn)
-    return request.param
-
-
 @pytest.fixture
 def second_db(qdb, pg_cluster, templates):
     """Another fresh migrated database of the same series, for multi-database runs."""

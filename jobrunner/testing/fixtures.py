@@ -284,13 +284,9 @@ def scrape(port):
 
 # -- claims from several OS processes -----------------------------------------
 
-def claim_until_empty(conninfo, dbname, batch, runner_id, start_event, results, prepared):
-    """Claim in batches until a claim comes back empty; report what was claimed.
-    prepared: the claim runs prepared (as a runner's in notify mode), else as
-    the plain statement (poll mode)."""
+def claim_until_empty(conninfo, dbname, batch, runner_id, start_event, results):
+    """Claim in batches until a claim comes back empty; report what was claimed."""
     conn = dbmod.connect(conninfo, dbname)
-    if prepared:
-        claim.prepare(conn)
     errors, sizes, ids = [], [], []
     start_event.wait()
     t0 = time.perf_counter()
@@ -310,16 +306,14 @@ def claim_until_empty(conninfo, dbname, batch, runner_id, start_event, results, 
                  "seconds": time.perf_counter() - t0})
 
 
-def concurrent_claims(database, processes, batch, timeout=300, prepared=(True, False)):
-    """Run `processes` OS processes claiming until nothing is left; collect
-    results. Process i claims prepared if prepared[i % len(prepared)]."""
+def concurrent_claims(database, processes, batch, timeout=300):
+    """Run `processes` OS processes claiming until nothing is left; collect results."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
     start, results = ctx.Event(), ctx.Queue()
     procs = [ctx.Process(target=claim_until_empty,
-                         args=(database.conninfo, database.name, batch, 1000 + i, start, results,
-                               prepared[i % len(prepared)]))
+                         args=(database.conninfo, database.name, batch, 1000 + i, start, results))
              for i in range(processes)]
     for p in procs:
         p.start()

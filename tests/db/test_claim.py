@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from jobrunner import claim, db as dbmod, queries
+from jobrunner import claim, queries
 
 from jobrunner.testing.fixtures import concurrent_claims
 
@@ -36,7 +36,6 @@ def test_eight_processes_claim_every_job_exactly_once(qdb, batch):
     assert sum(1 for r in results if r["ids"]) >= 2
 
 
-@pytest.mark.usefixtures("claim_form")
 def test_claim_follows_oca_order_and_skips_unclaimable(qdb):
     now = utcnow()
     base = now - timedelta(hours=1)
@@ -72,7 +71,6 @@ def test_claim_follows_oca_order_and_skips_unclaimable(qdb):
         ["pending", "wait_dependencies", "started", "done", "failed", "cancelled", "enqueued"])
 
 
-@pytest.mark.usefixtures("claim_form")
 def test_batch_returns_jobs_in_oca_order(qdb):
     base = utcnow() - timedelta(hours=1)
     low = qdb.insert_jobs(5, priority=20, date_created=base, spread_seconds=1)
@@ -82,7 +80,6 @@ def test_batch_returns_jobs_in_oca_order(qdb):
     assert [j.id for j in jobs] == high + low[:2]
 
 
-@pytest.mark.usefixtures("claim_form")
 def test_claim_is_limited_to_the_given_channels(qdb):
     a = qdb.insert_jobs(3, channel="root.a")
     a_sub = qdb.insert_jobs(2, channel="root.a.x")  # unconfigured: falls under root.a
@@ -93,7 +90,6 @@ def test_claim_is_limited_to_the_given_channels(qdb):
     assert sorted(j.id for j in jobs) == sorted(a + a_sub)
 
 
-@pytest.mark.usefixtures("claim_form")
 def test_many_channels_in_one_claim_never_exceed_the_batch(qdb):
     # many channels make the planner join many lateral scans: the trap of
     # re-executed locking subqueries would show as more rows than asked
@@ -106,7 +102,6 @@ def test_many_channels_in_one_claim_never_exceed_the_batch(qdb):
     assert qdb.scalar("SELECT count(*) FROM queue_job WHERE state = 'enqueued'") == 1 + 7 + 50 + 500
 
 
-@pytest.mark.usefixtures("claim_form")
 def test_null_and_short_channel_names_are_root(qdb):
     null_ch = qdb.insert_jobs(1, channel=None)
     empty = qdb.insert_jobs(1, channel="")
@@ -137,18 +132,15 @@ def _plan_nodes(plan):
         yield from _plan_nodes(child)
 
 
-def test_claim_plan_uses_partial_index_and_touches_no_done_row(qdb, claim_form):
-    """Also as the generic plan of the prepared claim, which is planned
-    without the parameters' values."""
+def test_claim_plan_uses_partial_index_and_touches_no_done_row(qdb):
     # 200k done rows: a seq scan would read ~5,000 blocks, the bound below is 3,000
     qdb.insert_jobs(200000, state="done", date_created=utcnow() - timedelta(days=1))
     pending = qdb.insert_jobs(1000, channel="root")
     qdb.execute("VACUUM ANALYZE queue_job")
+    sql = queries.get("claim")
     params = {"names": ["root"], "lims": [100], "frees": [100], "ancs": ["1"], "limit": 100,
               "runner": 1, "key": "k", "groups": ["root.limited"]}
     with qdb.conn.cursor() as cr:
-        sql = dbmod.statement(cr, "claim", claim.CLAIM_PARAMS)
-        assert sql.startswith("EXECUTE") == (claim_form == "prepared")
         cr.execute("BEGIN")
         cr.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, params)
         plan = cr.fetchone()[0][0]["Plan"]
@@ -165,32 +157,6 @@ def test_claim_plan_uses_partial_index_and_touches_no_done_row(qdb, claim_form):
                    for n in scans)
     assert examined < 2 * len(pending), examined
     assert plan["Shared Hit Blocks"] + plan.get("Shared Read Blocks", 0) < 3000
-
-
-def test_a_prepared_claim_is_planned_once_not_per_call(qdb):
-    """PostgreSQL's default plan_cache_mode (auto) keeps re-planning the
-    claim, whose custom plans look cheap, and its planning costs 4-5x its
-    execution: the runner's prepared claim runs one generic plan."""
-    qdb.insert_jobs(30, channel="root.a")
-    conn = qdb.connect()
-    try:
-        claim.prepare(conn)
-        with conn.cursor() as cr:
-            got = [claim.claim_channels(cr, 1, 1)[0] for _ in range(10)]
-            got.append(claim.claim_channels(cr, 1, 100, channels=["root.a"])[0])
-            cr.execute("SELECT generic_plans, custom_plans FROM pg_prepared_statements "
-                       "WHERE name = 'qjsl_claim'")
-            assert cr.fetchall() == [(11, 0)]
-        assert sum(len(jobs) for jobs in got) == 30
-    finally:
-        conn.close()
-    # a new connection (a reconnect's) has nothing prepared: the plain statement
-    conn = qdb.connect()
-    try:
-        with conn.cursor() as cr:
-            assert dbmod.statement(cr, "claim", claim.CLAIM_PARAMS) == queries.get("claim")
-    finally:
-        conn.close()
 
 
 def test_a_claims_commit_skips_the_wal_flush_of_its_own_transaction_only(qdb):
