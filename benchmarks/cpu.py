@@ -17,7 +17,7 @@ import argparse
 import os
 
 from .common import Section
-from .dispatch import _closed_loop, _cpu, _drain, _enqueued
+from .dispatch import _closed_loop, _cpu, _drain, _enqueued, _stat
 from .oca import SideBySide
 
 
@@ -26,31 +26,17 @@ def _server_cpu(cluster):
     children (cutime + cstime) and the children alive now."""
     with open(os.path.join(cluster.datadir, "postmaster.pid")) as f:
         master = int(f.readline())
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in [master, *_children(master)]:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except FileNotFoundError:  # ended meanwhile: in the postmaster's cutime now
-            continue
-        total += int(fields[11]) + int(fields[12])
-        if pid == master:
-            total += int(fields[13]) + int(fields[14])
-    return total / tick
-
-
-def _children(ppid):
-    out = []
+    fields = _stat(master)
+    total = sum(int(v) for v in fields[11:15])  # its own time and its ended children's
     for name in os.listdir("/proc"):
-        if name.isdigit():
+        if name.isdigit() and name != str(master):
             try:
-                with open(f"/proc/{name}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == ppid:
-                        out.append(int(name))
-            except (FileNotFoundError, ProcessLookupError):
+                fields = _stat(name)
+            except FileNotFoundError:  # ended meanwhile: in the postmaster's cutime now
                 continue
-    return out
+            if int(fields[1]) == master:
+                total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _own_cpu():

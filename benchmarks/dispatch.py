@@ -113,15 +113,20 @@ def _closed_loop(db, jobs, capacity, port):
     return n / elapsed
 
 
+def _stat(pid):
+    """/proc/<pid>/stat's fields after the command name: [0] is field 3 of
+    proc(5) (state), [1] ppid, [11] utime, [12] stime, [13] cutime, [14] cstime."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
 def _cpu(pids):
     """utime + stime, seconds, of these processes."""
-    tick = os.sysconf("SC_CLK_TCK")
     total = 0
     for pid in pids:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
-    return total / tick
+        fields = _stat(pid)
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _commits(db):
