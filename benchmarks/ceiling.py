@@ -1,7 +1,8 @@
 """Raw SQL ceiling: pgbench runs our claim statement and a completion
 statement alone (no Python, no dispatch), batch 1, 10 and 100, 4 and 16
 clients; then our engine does the same work from Python processes
-(jobrunner.claim, then one completion statement per batch). Our claims/s as
+(jobrunner.claim, then one completion statement per batch). Both run the
+claim prepared with a generic plan, as a runner in notify mode does. Our claims/s as
 a fraction of the ceiling, same batch, same clients, same repetition.
 
     python -m benchmarks ceiling [--seconds 5] [--reps 2]
@@ -14,7 +15,7 @@ import subprocess
 import tempfile
 import time
 
-from jobrunner import claim, queries
+from jobrunner import claim, prepared, queries
 from jobrunner import db as dbmod
 from jobrunner.testing.pgcluster import find_bindir
 
@@ -25,8 +26,8 @@ DONE = ("UPDATE queue_job SET state = 'done', date_done = now() AT TIME ZONE 'ut
 
 
 def _claim_sql(conn, batch):
-    """Our claim statement with one root bucket, rendered as pgbench will
-    send it (simple protocol, like psycopg2), runner id and token from pgbench."""
+    """Our claim statement with one root bucket as pgbench will prepare it,
+    runner id and token from pgbench."""
     with conn.cursor() as cr:
         sql = cr.mogrify(queries.get("claim"), {
             "names": ["root"], "lims": [batch], "frees": [batch], "ancs": ["1"], "limit": batch,
@@ -42,24 +43,27 @@ def pgbench(c, dbname, conn, batch, clients, seconds):
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
         f.write(script)
     try:
-        subprocess.run([os.path.join(find_bindir(), "pgbench"), "-n", "-M", "simple", "-c", str(clients),
+        subprocess.run([os.path.join(find_bindir(), "pgbench"), "-n", "-M", "prepared", "-c", str(clients),
                         "-j", "2", "-T", str(seconds), "-f", f.name, "-h", c.host, "-p", str(c.port),
-                        "-U", c.user, dbname], capture_output=True, text=True, check=True)
+                        "-U", c.user, dbname], capture_output=True, text=True, check=True,
+                       env=dict(os.environ, PGOPTIONS="-c plan_cache_mode=force_generic_plan"))
     finally:
         os.unlink(f.name)
 
 
 def _engine_worker(conninfo, dbname, batch, runner_id, seconds, start):
     conn = dbmod.connect(conninfo, dbname)
+    prepared.attach(conn).busy = True
     buckets = [claim.Bucket("root", batch, batch, (0,))]
     start.wait()
     deadline = time.perf_counter() + seconds
     with conn.cursor() as cr:
+        cr.execute("PREPARE done AS " + DONE.format(runner=int(runner_id)))  # as pgbench does
         while time.perf_counter() < deadline:
             jobs, _, _ = claim.claim(cr, runner_id, buckets, batch)
             if not jobs:
                 break
-            cr.execute(DONE.format(runner=int(runner_id)))
+            cr.execute("EXECUTE done")
     conn.close()
 
 
@@ -116,7 +120,7 @@ def run(argv):
                 rows.append(f"| {batch} | {clients} | {fmt(sql)} | {fmt(ours)} | {ratio} |")
         body = "\n".join(rows) + (
             "\n\nBoth run the same claim statement (jobrunner/sql/claim.sql `claim`, one root "
-            "bucket) and the same completion statement, simple query protocol; jobs/s = rows done / "
+            "bucket, prepared, generic plan) and the same completion statement; jobs/s = rows done / "
             "(last date_done - first date_enqueued).")
         from .common import plot_bars
 

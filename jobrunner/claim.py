@@ -11,7 +11,7 @@ from datetime import datetime
 
 from psycopg2.errors import LockNotAvailable
 
-from . import db, plan, queries
+from . import db, plan, prepared, queries
 from .plan import Bucket, normalize_channel
 
 DEAD_JOB_GRACE = 10.0  # seconds between `started` commit and the lock row (OCA's)
@@ -42,9 +42,10 @@ def claim(cr, runner_id, buckets, limit, groups=()):
     """
     if limit <= 0 or not buckets:
         return [], None, []
-    cr.execute(
-        queries.get("claim"),
-        {
+    form = prepared.plan_of(cr)
+    sql = form.statement(cr) if form else queries.get("claim")
+    try:
+        cr.execute(sql, {
             "names": [b.name for b in buckets],
             "lims": [max(0, b.lim) for b in buckets],
             "frees": [b.free for b in buckets],
@@ -53,15 +54,21 @@ def claim(cr, runner_id, buckets, limit, groups=()):
             "runner": runner_id,
             "key": secrets.token_hex(16),  # this round's token key, never stored
             "groups": list(groups),
-        },
-    )
+        })
+        rows = cr.fetchall()
+    except BaseException:
+        if form:
+            form.failed()
+        raise
     jobs, next_eta, pending_groups = [], None, []
-    for id_, uuid, channel, priority, date_created, token, eta, pending in cr.fetchall():
+    for id_, uuid, channel, priority, date_created, token, eta, pending in rows:
         if id_ is None:
             next_eta, pending_groups = eta, sorted(pending or ())
         else:
             jobs.append(ClaimedJob(id_, uuid, channel, priority, date_created, token))
     jobs.sort(key=_oca_key)
+    if form:
+        form.ran(cr, bool(jobs))
     return jobs, next_eta, pending_groups
 
 

@@ -9,13 +9,20 @@ import psycopg2.extensions
 from .errors import ConfigError
 
 
+class Connection(psycopg2.extensions.connection):
+    """A connection that may carry a prepared.Plan (None: the plain claim);
+    a new one, a reconnect's, has none."""
+
+    plan = None
+
+
 def connect(conninfo, dbname, application_name="queue-job-runner", **extra):
     """An autocommit (READ COMMITTED) connection: each statement is a transaction."""
     params = {k: v for k, v in conninfo.items() if v not in (None, "")}
     params["dbname"] = dbname
     params.setdefault("application_name", application_name)
     params.update(extra)
-    conn = psycopg2.connect(**params)
+    conn = psycopg2.connect(connection_factory=Connection, **params)
     conn.autocommit = True
     return conn
 

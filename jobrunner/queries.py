@@ -56,6 +56,25 @@ def get(name):
     return _all()[name]
 
 
+@functools.lru_cache(maxsize=None)
+def prepared(name, params):
+    """(PREPARE text, EXECUTE text) of named query `name` as the server-side
+    prepared statement qjsl_<name>. params: its pyformat parameters as
+    (name, SQL type) pairs, in the order of $1..$n; the EXECUTE text takes
+    the same parameter dict as the query itself, and so does the PREPARE
+    text (its %% stay escaped): both may be sent in one execute()."""
+    sql = get(name)
+    for i, (param, _type) in enumerate(params, 1):
+        sql = sql.replace(f"%({param})s", f"${i}")
+    left = re.search(r"%\((\w+)\)s", sql)
+    if left:
+        raise RuntimeError(f"query {name!r}: parameter {left.group(1)!r} has no type in params")
+    stmt = f"qjsl_{name}"
+    types = ", ".join(t for _p, t in params)
+    execute = f"EXECUTE {stmt}(" + ", ".join(f"%({p})s" for p, _t in params) + ")"
+    return f"PREPARE {stmt}({types}) AS {sql}", execute
+
+
 def sql_file(relpath):
     """Whole contents of a .sql file of the package (migrations, stock trigger)."""
     return expand((SQL_DIR / relpath).read_text())

@@ -13,7 +13,7 @@ import gevent
 import gevent.lock
 from gevent.socket import wait_read
 
-from . import __version__, db as dbmod, logs, queries, schema
+from . import __version__, db as dbmod, logs, prepared, queries, schema
 from .errors import ConfigError
 
 _log = logs.Log("jobrunner.runner")
@@ -92,6 +92,11 @@ class Session:
                 "executor": f"{cfg.host}:{cfg.port}", "executor_workers": cfg.executor_workers})
         if cfg.wakeup == "notify":
             self._check_notifications()
+            # the notification came back: a session of our own, no transaction
+            # pooler, so the claim may run prepared (plan_cache_mode: 12+)
+            if self.conn.server_version >= 120000:
+                with self.connection() as conn:
+                    prepared.attach(conn)
         self._watcher = gevent.spawn(self._watch, self.ctl)
         self.log.info("connected", "connected to %s (queue_job %s, wakeup=%s, channels=%s)",
                       self.where, self.series or "of unknown series", cfg.wakeup, cfg.channels)

@@ -58,6 +58,19 @@ def qdb(stock_db):
     return stock_db
 
 
+@pytest.fixture(params=["plain", "prepared"])
+def claim_form(request, qdb):
+    """qdb's claims as the plain statement (a runner in poll mode, or idle)
+    and in a busy spell of a notify-mode runner: its first claim plans the
+    prepared statement, the next ones that follow a claim that found jobs
+    run it. The same jobs either way."""
+    if request.param == "prepared":
+        from jobrunner import prepared
+
+        prepared.attach(qdb.conn).busy = True
+    return request.param
+
+
 @pytest.fixture
 def second_db(qdb, pg_cluster, templates):
     """Another fresh migrated database of the same series, for multi-database runs."""

@@ -17,7 +17,7 @@ import uuid as uuidlib
 
 import psycopg2
 
-from .. import claim, db as dbmod, queries, schema
+from .. import claim, db as dbmod, prepared as prepared_mod, queries, schema
 from ..session import PERIODIC_PAYLOAD
 from .pgcluster import free_port
 
@@ -284,9 +284,13 @@ def scrape(port):
 
 # -- claims from several OS processes -----------------------------------------
 
-def claim_until_empty(conninfo, dbname, batch, runner_id, start_event, results):
-    """Claim in batches until a claim comes back empty; report what was claimed."""
+def claim_until_empty(conninfo, dbname, batch, runner_id, start_event, results, prepared):
+    """Claim in batches until a claim comes back empty; report what was claimed.
+    prepared: the claims run as a notify-mode runner's in a busy spell
+    (prepared.Plan), else as the plain statement (poll mode)."""
     conn = dbmod.connect(conninfo, dbname)
+    if prepared:
+        prepared_mod.attach(conn).busy = True
     errors, sizes, ids = [], [], []
     start_event.wait()
     t0 = time.perf_counter()
@@ -306,14 +310,16 @@ def claim_until_empty(conninfo, dbname, batch, runner_id, start_event, results):
                  "seconds": time.perf_counter() - t0})
 
 
-def concurrent_claims(database, processes, batch, timeout=300):
-    """Run `processes` OS processes claiming until nothing is left; collect results."""
+def concurrent_claims(database, processes, batch, timeout=300, prepared=(True, False)):
+    """Run `processes` OS processes claiming until nothing is left; collect
+    results. Process i claims prepared if prepared[i % len(prepared)]."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
     start, results = ctx.Event(), ctx.Queue()
     procs = [ctx.Process(target=claim_until_empty,
-                         args=(database.conninfo, database.name, batch, 1000 + i, start, results))
+                         args=(database.conninfo, database.name, batch, 1000 + i, start, results,
+                               prepared[i % len(prepared)]))
              for i in range(processes)]
     for p in procs:
         p.start()

@@ -2,8 +2,12 @@
 
 from datetime import datetime, timedelta
 
+import pytest
+
 from jobrunner import claim
 from jobrunner.channels import ChannelTree
+
+pytestmark = pytest.mark.usefixtures("claim_form")  # each test: plain and prepared claim
 
 
 def claim_tree(db, tree, running_buckets=()):

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from jobrunner import claim, queries
+from jobrunner import claim, prepared, queries
 
 from jobrunner.testing.fixtures import concurrent_claims
 
@@ -36,6 +36,7 @@ def test_eight_processes_claim_every_job_exactly_once(qdb, batch):
     assert sum(1 for r in results if r["ids"]) >= 2
 
 
+@pytest.mark.usefixtures("claim_form")
 def test_claim_follows_oca_order_and_skips_unclaimable(qdb):
     now = utcnow()
     base = now - timedelta(hours=1)
@@ -71,6 +72,7 @@ def test_claim_follows_oca_order_and_skips_unclaimable(qdb):
         ["pending", "wait_dependencies", "started", "done", "failed", "cancelled", "enqueued"])
 
 
+@pytest.mark.usefixtures("claim_form")
 def test_batch_returns_jobs_in_oca_order(qdb):
     base = utcnow() - timedelta(hours=1)
     low = qdb.insert_jobs(5, priority=20, date_created=base, spread_seconds=1)
@@ -80,6 +82,7 @@ def test_batch_returns_jobs_in_oca_order(qdb):
     assert [j.id for j in jobs] == high + low[:2]
 
 
+@pytest.mark.usefixtures("claim_form")
 def test_claim_is_limited_to_the_given_channels(qdb):
     a = qdb.insert_jobs(3, channel="root.a")
     a_sub = qdb.insert_jobs(2, channel="root.a.x")  # unconfigured: falls under root.a
@@ -90,6 +93,7 @@ def test_claim_is_limited_to_the_given_channels(qdb):
     assert sorted(j.id for j in jobs) == sorted(a + a_sub)
 
 
+@pytest.mark.usefixtures("claim_form")
 def test_many_channels_in_one_claim_never_exceed_the_batch(qdb):
     # many channels make the planner join many lateral scans: the trap of
     # re-executed locking subqueries would show as more rows than asked
@@ -102,6 +106,7 @@ def test_many_channels_in_one_claim_never_exceed_the_batch(qdb):
     assert qdb.scalar("SELECT count(*) FROM queue_job WHERE state = 'enqueued'") == 1 + 7 + 50 + 500
 
 
+@pytest.mark.usefixtures("claim_form")
 def test_null_and_short_channel_names_are_root(qdb):
     null_ch = qdb.insert_jobs(1, channel=None)
     empty = qdb.insert_jobs(1, channel="")
@@ -132,7 +137,9 @@ def _plan_nodes(plan):
         yield from _plan_nodes(child)
 
 
-def test_claim_plan_uses_partial_index_and_touches_no_done_row(qdb):
+def test_claim_plan_uses_partial_index_and_touches_no_done_row(qdb, claim_form):
+    """Also as the prepared claim's generic plan, made without the
+    parameters' values."""
     # 200k done rows: a seq scan would read ~5,000 blocks, the bound below is 3,000
     qdb.insert_jobs(200000, state="done", date_created=utcnow() - timedelta(days=1))
     pending = qdb.insert_jobs(1000, channel="root")
@@ -141,6 +148,9 @@ def test_claim_plan_uses_partial_index_and_touches_no_done_row(qdb):
     params = {"names": ["root"], "lims": [100], "frees": [100], "ancs": ["1"], "limit": 100,
               "runner": 1, "key": "k", "groups": ["root.limited"]}
     with qdb.conn.cursor() as cr:
+        if claim_form == "prepared":
+            prepare, sql = queries.prepared("claim", prepared.CLAIM_PARAMS)
+            cr.execute(prepare, params)
         cr.execute("BEGIN")
         cr.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, params)
         plan = cr.fetchone()[0][0]["Plan"]

@@ -79,10 +79,13 @@ def test_stale_token_does_not_run_a_reclaimed_job(qdb, pg_cluster, procs):
     assert qdb.scalar("SELECT count(*) FROM jobrunner_execution") == 1
 
 
-def _claim_calls(db):
+def _claim_calls(db, prepared=False):
+    """Claims run, counted by pg_stat_statements (the prepared claim's
+    executions are counted under its PREPARE text)."""
     return db.scalar("SELECT COALESCE(sum(calls), 0) FROM pg_stat_statements s "
                      "JOIN pg_database d ON d.oid = s.dbid "
-                     "WHERE d.datname = current_database() AND s.query LIKE '%%chans(ch)%%'")
+                     "WHERE d.datname = current_database() AND s.query LIKE '%%chans(ch)%%' "
+                     "AND (NOT %s OR s.query LIKE 'PREPARE qjsl_claim%%')", (prepared,))
 
 
 def _listen_calls(db):
@@ -111,6 +114,35 @@ def test_idle_runner_backs_off_to_the_cap(qdb, pg_cluster, procs, wakeup):
         assert _listen_calls(qdb) == 0  # poll mode never LISTENs
     else:
         assert _listen_calls(qdb) >= 1
+    # idle polls run the plain claim, one statement each (a poll-mode runner
+    # never prepares: a transaction pooler may be there)
+    assert _claim_calls(qdb, prepared=True) == 0
+
+
+def test_a_busy_notify_runner_claims_prepared_and_ddl_mid_drain_loses_nothing(qdb, pg_cluster, procs):
+    """In a spell of work a notify-mode runner runs its claim's prepared
+    generic plan; DDL on queue_job meanwhile (a module upgrade adding a
+    column) makes PostgreSQL re-plan it, and every job runs exactly once
+    with no error and no reconnect."""
+    qdb.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    executor = start_executor(pg_cluster, "--pool", "16")
+    procs.append(executor)
+    runner = start_runner(pg_cluster, [qdb.name], executor.port, "--wakeup", "notify",
+                          "--channels", "root:4", "--poll-max", "0.5")
+    procs.append(runner)
+    wait_until(lambda: registered_runners(qdb) == 1)
+    qdb.insert_jobs(2000, method_name="sleep_ms", args="[2]")
+    wait_until(lambda: _claim_calls(qdb, prepared=True) >= 20, message="prepared claims")
+    qdb.execute("ALTER TABLE queue_job ADD COLUMN qjsl_test_extra integer")
+    at_ddl = _claim_calls(qdb, prepared=True)
+    wait_until(lambda: qdb.states() == {"done": 2000}, timeout=300, message="the drain")
+    runs = qdb.execute("SELECT job_id, outcome FROM jobrunner_execution")
+    assert len(runs) == 2000 and len({r[0] for r in runs}) == 2000
+    assert {r[1] for r in runs} == {"done"}
+    assert _claim_calls(qdb, prepared=True) > at_ddl  # still prepared after the DDL
+    out = runner.output()
+    assert out.count("connected to") == 1 and "ERROR" not in out, out[-3000:]
+    assert runner.terminate() == 0
 
 
 def test_hint_wakes_an_idle_runner_before_its_timer(qdb, pg_cluster, procs):
