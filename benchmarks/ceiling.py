@@ -53,31 +53,40 @@ def pgbench(c, dbname, conn, batch, clients, seconds):
 
 def _engine_worker(conninfo, dbname, batch, runner_id, seconds, start):
     conn = dbmod.connect(conninfo, dbname)
-    prepared.attach(conn).busy = True
+    plan = prepared.attach(conn)
+    plan.busy = True
     buckets = [claim.Bucket("root", batch, batch, (0,))]
-    start.wait()
+    start.wait()  # every claimer connected: the clock starts
     deadline = time.perf_counter() + seconds
+    made = None
     with conn.cursor() as cr:
-        cr.execute("PREPARE done AS " + DONE.format(runner=int(runner_id)))  # as pgbench does
         while time.perf_counter() < deadline:
             jobs, _, _ = claim.claim(cr, runner_id, buckets, batch)
             if not jobs:
                 break
+            if plan.made != made:  # each claim plan starts with DEALLOCATE ALL: ours goes too
+                cr.execute("PREPARE done AS " + DONE.format(runner=int(runner_id)))  # as pgbench does
+                made = plan.made
             cr.execute("EXECUTE done")
     conn.close()
 
 
 def engine(c, dbname, batch, clients, seconds):
     ctx = multiprocessing.get_context("spawn")
-    start = ctx.Event()
+    # spawned: 16 imports take seconds of CPU on 2 cores, and no claim may
+    # race them; a claimer that dies before the barrier breaks it
+    start = ctx.Barrier(clients + 1, timeout=120)
     procs = [ctx.Process(target=_engine_worker, args=(c.conninfo(), dbname, batch, 1 + i, seconds, start))
              for i in range(clients)]
     for p in procs:
         p.start()
-    time.sleep(1.5)  # connected and imported before the clock starts
-    start.set()
+    start.wait()
     for p in procs:
         p.join()
+    failed = [p.exitcode for p in procs if p.exitcode]
+    if failed:  # a dead claimer would read as a slow engine
+        raise RuntimeError(f"ceiling: {len(failed)} of {clients} engine processes failed "
+                           f"(exit codes {failed}); see their traceback above")
 
 
 def measure(db, fill, what):

@@ -284,7 +284,7 @@ def scrape(port):
 
 # -- claims from several OS processes -----------------------------------------
 
-def claim_until_empty(conninfo, dbname, batch, runner_id, start_event, results, prepared):
+def claim_until_empty(conninfo, dbname, batch, runner_id, start, results, prepared):
     """Claim in batches until a claim comes back empty; report what was claimed.
     prepared: the claims run as a notify-mode runner's in a busy spell
     (prepared.Plan), else as the plain statement (poll mode)."""
@@ -292,7 +292,7 @@ def claim_until_empty(conninfo, dbname, batch, runner_id, start_event, results, 
     if prepared:
         prepared_mod.attach(conn).busy = True
     errors, sizes, ids = [], [], []
-    start_event.wait()
+    start.wait()
     t0 = time.perf_counter()
     try:
         with conn.cursor() as cr:
@@ -316,14 +316,16 @@ def concurrent_claims(database, processes, batch, timeout=300, prepared=(True, F
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
-    start, results = ctx.Event(), ctx.Queue()
+    # all connected before any claims (the race is the point, and spawned
+    # imports would count in the wall time); a claimer that dies first breaks it
+    start, results = ctx.Barrier(processes + 1, timeout=120), ctx.Queue()
     procs = [ctx.Process(target=claim_until_empty,
                          args=(database.conninfo, database.name, batch, 1000 + i, start, results,
                                prepared[i % len(prepared)]))
              for i in range(processes)]
     for p in procs:
         p.start()
-    start.set()
+    start.wait()
     t0 = time.perf_counter()
     out = [results.get(timeout=timeout) for _ in procs]
     wall = time.perf_counter() - t0
