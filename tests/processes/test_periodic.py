@@ -56,6 +56,13 @@ def wait_for_clock(db, at, message):
                interval=0.05, message=message)
 
 
+def wait_for_tick(db, pid, at, message):
+    """Until the definition's tick `at` (or a later one) is decided: the
+    clock reaching `at` is not enough, its runner decides it a moment later."""
+    wait_until(lambda: any(r[0] >= at for r in decided(db, pid)),
+               timeout=(at - db_now(db)).total_seconds() + 10, interval=0.05, message=message)
+
+
 def next_second(db, ahead=1):
     """A whole second of the database clock, `ahead` seconds from now at least."""
     return (db_now(db) + ahead * S).replace(microsecond=0) + S
@@ -97,7 +104,7 @@ def test_three_runners_fire_each_tick_once_calm_then_kill_9_every_3s(pdb, pg_clu
     # test counts is ticks and their jobs
     pid = pdb.insert_periodic("every second", interval_seconds=1, start=start, allow_overlap=True)
     calm_end = start + 15 * S
-    wait_for_clock(pdb, calm_end, "15 calm seconds")
+    wait_for_tick(pdb, pid, calm_end, "15 calm seconds")
     calm = [r for r in decided(pdb, pid) if r[0] <= calm_end]
     assert calm[0][0] == start  # an interval definition fires at its start
     assert_once_and_consecutive(calm)
@@ -124,6 +131,7 @@ def test_three_runners_fire_each_tick_once_calm_then_kill_9_every_3s(pdb, pg_clu
         runners[victim] = start_runners(pg_cluster, pdb, executor, 1, procs=procs)[0]
         wait_for_clock(pdb, calm_end + (k + 1) * 3 * S, "the next kill")
     end = calm_end + 15 * S
+    wait_for_tick(pdb, pid, end, "the last tick")
     rows = [r for r in decided(pdb, pid) if r[0] <= end]
     assert_once_and_consecutive(rows)  # while any runner lives, no tick is missed
     assert rows[0][0] == start and len(rows) == 31  # 30 s of ticks, both ends included
