@@ -16,7 +16,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# scenario -> arguments for a full run (52 minutes on 2 quiet cores, 2026-12-04; dispatch 36 of them)
+# scenario -> arguments for a full run (48 minutes on 2 cores, 2026-12-05, dispatch with the limit measured once)
 PLAN = [
     ("dispatch", ["--reps", "2"]),
     ("cpu", ["--reps", "2"]),
