@@ -20,9 +20,10 @@ def summary(values):
     return statistics.median(values), min(values), max(values)
 
 
-def fmt(values, unit=""):
+def fmt(values, unit="", digits=0):
+    """Median [min–max]; the median of an even count is the mean of the middle two."""
     med, lo, hi = summary(values)
-    return f"{med:,.0f}{unit} [{lo:,.0f}–{hi:,.0f}]"
+    return f"{med:,.{digits}f}{unit} [{lo:,.{digits}f}–{hi:,.{digits}f}]"
 
 
 def environment(conn):

@@ -13,7 +13,7 @@ import time
 
 from jobrunner.testing.fixtures import Database, insert_periodic
 
-from .common import Section, plot_bars
+from .common import Section, fmt, plot_bars
 from .oca import SideBySide
 
 
@@ -63,10 +63,8 @@ def run(argv):
         env = sbs.env
     rows = ["| runner | statements/s | rows written/s |", "|---|---|---|"]
     for who, runs in res.items():
-        q = sorted(r[0] for r in runs)
-        w = sorted(r[1] for r in runs)
-        rows.append(f"| {who} | {q[len(q) // 2]:.2f} [{q[0]:.2f}–{q[-1]:.2f}] | "
-                    f"{w[len(w) // 2]:.2f} [{w[0]:.2f}–{w[-1]:.2f}] |")
+        rows.append(f"| {who} | {fmt([r[0] for r in runs], digits=2)} | "
+                    f"{fmt([r[1] for r in runs], digits=2)} |")
     body = "\n".join(rows) + (
         f"\n\nIdle database, one runner at root:4, {args.settle:.0f} s to settle, then a "
         f"{args.window:.0f} s window; {args.reps} repetitions, median [min–max]. Ours: a claim "

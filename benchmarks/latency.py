@@ -16,7 +16,7 @@ import time
 from jobrunner import hint
 from jobrunner.testing.fixtures import wait_until
 
-from .common import Section, plot_bars
+from .common import Section, fmt, plot_bars
 from .oca import SideBySide
 
 def trickle(db, n, interval, send_hint):
@@ -63,11 +63,8 @@ def run(argv):
         env = sbs.env
     rows = ["| runner | p50 ms | p95 ms | p99 ms |", "|---|---|---|---|"]
     for who, runs in res.items():
-        cells = []
-        for q in (50, 95, 99):
-            vals = sorted(pct(r, q) for r in runs)
-            cells.append(f"{vals[len(vals) // 2]:.1f} [{vals[0]:.1f}–{vals[-1]:.1f}]")
-        rows.append(f"| {who} | " + " | ".join(cells) + " |")
+        rows.append(f"| {who} | " + " | ".join(fmt([pct(r, q) for r in runs], digits=1)
+                                               for q in (50, 95, 99)) + " |")
     body = "\n".join(rows) + (
         f"\n\n{args.jobs} jobs, {args.interval * 1000:.0f} ms apart (unless the row says otherwise), "
         f"{args.reps} repetitions; median [min–max] over repetitions of each percentile. Hints: the "

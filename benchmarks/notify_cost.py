@@ -107,9 +107,7 @@ def run(argv):
         for name, label in (("stock_trigger", "stock queue_job_notify trigger"),
                             ("our_schema", "our schema additions, no trigger, no hint"),
                             ("our_hint", f"our hint (no trigger, {hints:,.0f} hints/s sent)")):
-            med = sorted(ratios[name])[len(ratios[name]) // 2]
-            rows.append(f"| {label} | {fmt(tps[name])} | {med:.2f} "
-                        f"[{min(ratios[name]):.2f}–{max(ratios[name]):.2f}] |")
+            rows.append(f"| {label} | {fmt(tps[name])} | {fmt(ratios[name], digits=2)} |")
         for db in dbs.values():
             db.close()
         body = "\n".join(rows) + (
