@@ -16,7 +16,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# scenario -> arguments for a full run (48 minutes on 2 cores, 2026-12-05, dispatch with the limit measured once)
+# scenario -> arguments for a full run (70 minutes on 2 cores shared with another load, 2026-12-07;
+# 52 on a quiet machine, 2026-12-04, with the limit of dispatch measured once a repetition)
 PLAN = [
     ("dispatch", ["--reps", "2"]),
     ("cpu", ["--reps", "2"]),
