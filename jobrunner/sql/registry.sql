@@ -43,6 +43,9 @@ LISTEN queue_job_skiplocked;
 LISTEN queue_job
 
 -- name: hint_notify
--- A wake-up hint (or the start-up probe's payload), never inside a
--- transaction that writes jobs.
-SELECT pg_notify('queue_job_skiplocked', %(payload)s);
+-- A wake-up hint (or the start-up probe's payload), autocommit only, never
+-- inside a transaction that writes jobs. A NOTIFY's transaction gets an xid
+-- and so a commit record; its commit does not wait for the WAL flush (a
+-- notification is not durable anyway, and listeners get it at commit): no
+-- fsync per hint beside the commits of the jobs.
+SELECT pg_notify('queue_job_skiplocked', %(payload)s), set_config('synchronous_commit', 'off', true);

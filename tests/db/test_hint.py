@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from jobrunner import config, hint
+from jobrunner import config, hint, queries
 from jobrunner.errors import ConfigError
 
 from jobrunner.testing.fixtures import wait_until
@@ -24,6 +24,40 @@ def _listener(db):
 def _notifications(conn):
     conn.poll()
     return [n for n in conn.notifies if n.channel == hint.CHANNEL]
+
+
+@pytest.mark.parametrize("query, params", [("hint_notify", {"payload": ""}),
+                                           ("ended_notify", {"uuid": "some-uuid"})])
+def test_a_hints_commit_skips_the_wal_flush_of_its_own_transaction_only(qdb, query, params):
+    """A NOTIFY's transaction has a commit record; the wake-up and job-ended
+    hints commit without waiting for its WAL flush (no fsync per hint, none
+    on Odoo's worker after each job), and the hint connection's own setting
+    stays as it was for whatever else runs on it."""
+    listener = qdb.connect()
+    channel = {"hint_notify": hint.CHANNEL, "ended_notify": "queue_job_skiplocked_ended"}[query]
+    with listener.cursor() as cr:
+        cr.execute(f"LISTEN {channel}")
+    conn = qdb.connect()
+    try:
+        with conn.cursor() as cr:
+            cr.execute("SET synchronous_commit = on")
+            cr.execute("BEGIN")  # to look at the setting the commit will see
+            cr.execute(queries.get(query), params)
+            cr.execute("SHOW synchronous_commit")
+            assert cr.fetchone()[0] == "off"
+            cr.execute("COMMIT")
+            cr.execute(queries.get(query), params)  # as sent: autocommit, its own transaction
+            cr.execute("SHOW synchronous_commit")
+            assert cr.fetchone()[0] == "on"
+
+        def got():
+            listener.poll()
+            return [n for n in listener.notifies if n.channel == channel]
+        wait_until(lambda: len(got()) >= 2, timeout=10, message="both hints delivered")
+        assert [n.payload for n in got()] == [next(iter(params.values()))] * 2
+    finally:
+        conn.close()
+        listener.close()
 
 
 def test_a_process_that_exits_right_after_its_commit_still_hints(qdb):
