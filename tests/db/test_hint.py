@@ -14,16 +14,16 @@ from jobrunner.errors import ConfigError
 from jobrunner.testing.fixtures import wait_until
 
 
-def _listener(db):
+def _listener(db, channel=hint.CHANNEL):
     conn = db.connect()
     with conn.cursor() as cr:
-        cr.execute(f"LISTEN {hint.CHANNEL}")
+        cr.execute(f"LISTEN {channel}")
     return conn
 
 
-def _notifications(conn):
+def _notifications(conn, channel=hint.CHANNEL):
     conn.poll()
-    return [n for n in conn.notifies if n.channel == hint.CHANNEL]
+    return [n for n in conn.notifies if n.channel == channel]
 
 
 @pytest.mark.parametrize("query, params", [("hint_notify", {"payload": ""}),
@@ -33,10 +33,8 @@ def test_a_hints_commit_skips_the_wal_flush_of_its_own_transaction_only(qdb, que
     hints commit without waiting for its WAL flush (no fsync per hint, none
     on Odoo's worker after each job), and the hint connection's own setting
     stays as it was for whatever else runs on it."""
-    listener = qdb.connect()
     channel = {"hint_notify": hint.CHANNEL, "ended_notify": "queue_job_skiplocked_ended"}[query]
-    with listener.cursor() as cr:
-        cr.execute(f"LISTEN {channel}")
+    listener = _listener(qdb, channel)
     conn = qdb.connect()
     try:
         with conn.cursor() as cr:
@@ -49,12 +47,9 @@ def test_a_hints_commit_skips_the_wal_flush_of_its_own_transaction_only(qdb, que
             cr.execute(queries.get(query), params)  # as sent: autocommit, its own transaction
             cr.execute("SHOW synchronous_commit")
             assert cr.fetchone()[0] == "on"
-
-        def got():
-            listener.poll()
-            return [n for n in listener.notifies if n.channel == channel]
-        wait_until(lambda: len(got()) >= 2, timeout=10, message="both hints delivered")
-        assert [n.payload for n in got()] == [next(iter(params.values()))] * 2
+        wait_until(lambda: len(_notifications(listener, channel)) >= 2, timeout=10,
+                   message="both hints delivered")
+        assert [n.payload for n in _notifications(listener, channel)] == [next(iter(params.values()))] * 2
     finally:
         conn.close()
         listener.close()
